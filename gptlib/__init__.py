@@ -1,0 +1,17 @@
+"""gptlib: the code of the course book "build a GPT from scratch".
+
+Every module except this file and `gptlib.checks` is written by `make export` from the chapter notebooks:
+    profile    (Getting started)  run profiles: device, dtype and model sizes from the hardware
+    tokenizer  (Chapter 1)        byte-level BPE from scratch; GPT-2's tokenizer offline
+    data       (Chapter 1)        the Shakespeare corpus, splits by play, token windows and shards
+    attention  (Chapter 2)        scaled dot-product and multi-head attention
+    position   (Chapter 3)        learned, sinusoidal, RoPE and ALiBi positions
+    model      (Chapter 4)        GPTConfig, GPT, Hugging Face GPT-2 load/save, counting
+"""
+import os
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+#: the course's data folder (the corpus, GPT-2's BPE ranks); override with the GPTLIB_DATA variable
+DATA_DIR = Path(os.environ.get("GPTLIB_DATA", Path(__file__).resolve().parent.parent / "data"))

@@ -1,0 +1,65 @@
+"""Harness for proving exercise checks: each passes on the reference, fails on a stub, fails on mutants.
+
+In tests/test_checks_chN.py:
+
+    from mutation import Mutant, check_tests
+    REFERENCES = {"check_merge": tokenizer.merge, ...}       # check name -> reference implementation
+    MUTANTS = [Mutant("check_merge", "merges the pair twice", bad_merge, hint="overlapping"), ...]
+    test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch1, REFERENCES, MUTANTS)
+
+`hint` is a substring the failure message must contain: the check must name the likely mistake.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable
+
+import pytest
+
+from gptlib.checks import CheckFailed
+
+
+@dataclass
+class Mutant:
+    check: str               # name of the check function in gptlib.checks.chN
+    what: str                # the mistake this mutant makes
+    impl: Any                # the mutated implementation (function or class)
+    hint: str | None = None  # substring (case-insensitive) the failure message must contain
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError("student stub")
+
+
+def run(check: Callable, impl: Any) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        check(impl)
+    return out.getvalue()
+
+
+def check_tests(module: ModuleType, references: dict[str, Any], mutants: list[Mutant]):
+    checks = sorted(n for n in dir(module) if n.startswith("check_"))
+    missing = set(checks) - set(references)
+    assert not missing, f"no reference registered for {missing}"
+
+    @pytest.mark.parametrize("name", checks)
+    def test_reference_passes(name):
+        assert "✔" in run(getattr(module, name), references[name])
+
+    @pytest.mark.parametrize("name", checks)
+    def test_stub_fails(name):
+        with pytest.raises(CheckFailed, match="not implemented"):
+            run(getattr(module, name), stub)
+
+    @pytest.mark.parametrize("m", mutants, ids=[f"{m.check}:{m.what}" for m in mutants])
+    def test_mutant_fails(m):
+        with pytest.raises(CheckFailed) as e:
+            run(getattr(module, m.check), m.impl)
+        if m.hint:
+            assert m.hint.lower() in str(e.value).lower(), f"hint should mention {m.hint!r}: {e.value}"
+
+    return test_reference_passes, test_stub_fails, test_mutant_fails

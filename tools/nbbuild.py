@@ -1,0 +1,89 @@
+"""Author notebooks as plain Python (for diffs and review), then build the .ipynb from it.
+
+    python tools/nbbuild.py SRC.py chapters/NN_name.ipynb      # percent-format Python -> notebook
+    python tools/nbbuild.py --to-py chapters/NN_name.ipynb     # notebook -> percent-format Python (stdout)
+
+SRC.py is a sequence of cells separated by lines `# %% [markdown]` / `# %%` (optionally `tags=[...]`),
+the "percent" format editors understand. Markdown cells are written as comment lines (`# ` removed).
+Existing outputs of a cell with identical source are kept, so re-building after a text edit does not
+force a re-run; `make execute NB=...` refreshes them.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+HEAD = re.compile(r"^# %%(?P<md> \[markdown\])?(?:\s+tags=\[(?P<tags>[^\]]*)\])?\s*$")
+
+
+def parse(text: str) -> list[nbformat.NotebookNode]:
+    cells, cur, kind, tags = [], [], None, []
+
+    def flush():
+        if kind is None:
+            return
+        src = "\n".join(cur).strip("\n")
+        if kind == "markdown":
+            src = "\n".join(l[2:] if l.startswith("# ") else l[1:] if l.startswith("#") else l
+                            for l in src.split("\n"))
+            cell = nbformat.v4.new_markdown_cell(src)
+        else:
+            cell = nbformat.v4.new_code_cell(src)
+        if tags:
+            cell.metadata["tags"] = tags
+        cell.id = f"cell-{len(cells)}"
+        cells.append(cell)
+
+    for line in text.split("\n"):
+        m = HEAD.match(line)
+        if m:
+            flush()
+            kind = "markdown" if m["md"] else "code"
+            tags = [t.strip().strip("'\"") for t in (m["tags"] or "").split(",") if t.strip()]
+            cur = []
+        else:
+            cur.append(line)
+    flush()
+    return cells
+
+
+def build(src: Path, dst: Path) -> None:
+    cells = parse(src.read_text(encoding="utf-8"))
+    old = {}
+    if dst.exists():
+        for c in json.loads(dst.read_text(encoding="utf-8"))["cells"]:
+            if c["cell_type"] == "code":
+                s = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                old[s] = (c.get("outputs", []), c.get("execution_count"))
+    for c in cells:
+        if c.cell_type == "code" and c.source in old:
+            c.outputs, c.execution_count = [nbformat.from_dict(o) for o in old[c.source][0]], old[c.source][1]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                   "language_info": {"name": "python"}}
+    nbformat.write(nb, str(dst))
+
+
+def to_py(nb_path: Path) -> str:
+    out = []
+    for c in json.loads(nb_path.read_text(encoding="utf-8"))["cells"]:
+        src = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        tags = c.get("metadata", {}).get("tags", [])
+        head = "# %% [markdown]" if c["cell_type"] == "markdown" else "# %%"
+        if tags:
+            head += " tags=[" + ", ".join(f'"{t}"' for t in tags) + "]"
+        if c["cell_type"] == "markdown":
+            src = "\n".join(("# " + l) if l else "#" for l in src.split("\n"))
+        out.append(head + "\n" + src + "\n")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--to-py":
+        sys.stdout.write(to_py(Path(sys.argv[2])))
+    else:
+        build(Path(sys.argv[1]), Path(sys.argv[2]))
