@@ -228,3 +228,13 @@ def test_retraining_reproduces_the_course_tokenizer(tmp_path):
 def test_course_tokenizer_missing_size_is_clear():
     with pytest.raises(FileNotFoundError, match="build_course_tokenizer"):
         course_tokenizer(777)
+
+
+def test_course_tokenizer_hash_is_the_one_in_data_readme():
+    import hashlib
+    import re
+    readme = (gptlib.DATA_DIR / "README.md").read_text()
+    row = next(l for l in readme.splitlines() if l.startswith("| `tokenizers/shakespeare-1024.json`"))
+    recorded = re.search(r"sha256 `([0-9a-f]{64})`", row).group(1)
+    raw = (gptlib.DATA_DIR / "tokenizers" / "shakespeare-1024.json").read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == recorded

@@ -1,0 +1,220 @@
+"""The Chapter 1 exercise checks pass on the reference, fail on a stub, and fail on realistic mistakes."""
+import torch
+from mutation import Mutant, check_tests
+
+from gptlib import data, tokenizer
+from gptlib.checks import ch1
+
+REFERENCES = {
+    "check_get_stats": tokenizer.get_stats,
+    "check_merge": tokenizer.merge,
+    "check_encode_chunk": tokenizer.encode_chunk,
+    "check_make_windows": data.make_windows,
+}
+
+
+# ---- get_stats mutants ----
+def stats_non_overlapping(ids, counts=None):          # steps by 2: 'aaa' counted once
+    counts = {} if counts is None else counts
+    for i in range(0, len(ids) - 1, 2):
+        counts[(ids[i], ids[i + 1])] = counts.get((ids[i], ids[i + 1]), 0) + 1
+    return counts
+
+
+def stats_misses_last_pair(ids, counts=None):          # range(len(ids) - 2)
+    counts = {} if counts is None else counts
+    for i in range(len(ids) - 2):
+        counts[(ids[i], ids[i + 1])] = counts.get((ids[i], ids[i + 1]), 0) + 1
+    return counts
+
+
+def stats_ignores_counts(ids, counts=None):            # always a fresh dict
+    return tokenizer.get_stats(ids)
+
+
+def stats_mutable_default(ids, counts={}):             # noqa: B006 — the classic Python trap
+    for pair in zip(ids, ids[1:]):
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def stats_list_keys(ids, counts=None):                 # keys as strings "a,b"
+    counts = {} if counts is None else counts
+    for a, b in zip(ids, ids[1:]):
+        counts[f"{a},{b}"] = counts.get(f"{a},{b}", 0) + 1
+    return counts
+
+
+def stats_pops_input(ids, counts=None):                # consumes the list it was given
+    counts = {} if counts is None else counts
+    prev = ids.pop(0) if ids else None
+    while ids:
+        cur = ids.pop(0)
+        counts[(prev, cur)] = counts.get((prev, cur), 0) + 1
+        prev = cur
+    return counts
+
+
+# ---- merge mutants ----
+def merge_overlapping(ids, pair, new_id):              # steps by 1 after a match: 'aaa' -> [X, X]
+    out = []
+    for i in range(len(ids)):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == tuple(pair):
+            out.append(new_id)
+        elif not (i > 0 and (ids[i - 1], ids[i]) == tuple(pair)):
+            out.append(ids[i])
+    return out
+
+
+def merge_drops_last(ids, pair, new_id):               # loop stops at len - 1 and forgets the tail
+    out, i = [], 0
+    while i < len(ids) - 1:
+        if (ids[i], ids[i + 1]) == tuple(pair):
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def merge_first_only(ids, pair, new_id):               # str.replace(..., 1)-style: only the first occurrence
+    for i in range(len(ids) - 1):
+        if (ids[i], ids[i + 1]) == tuple(pair):
+            return ids[:i] + [new_id] + ids[i + 2:]
+    return list(ids)
+
+
+def merge_in_place(ids, pair, new_id):                 # edits the caller's list
+    i = 0
+    while i < len(ids) - 1:
+        if (ids[i], ids[i + 1]) == tuple(pair):
+            ids[i:i + 2] = [new_id]
+        i += 1
+    return ids
+
+
+def merge_unordered(ids, pair, new_id):                # treats (a, b) and (b, a) alike
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and {ids[i], ids[i + 1]} == set(pair):
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+# ---- encode_chunk mutants ----
+def encode_in_dict_order(ids, merges):                 # applies merges in the dict's order, not by rank
+    for pair, new_id in merges.items():
+        ids = tokenizer.merge(ids, pair, new_id)
+    return list(ids)
+
+
+def encode_leftmost_first(ids, merges):                # merges the leftmost mergeable pair each time
+    ids = list(ids)
+    while True:
+        pair = next((p for p in zip(ids, ids[1:]) if p in merges), None)
+        if pair is None:
+            return ids
+        ids = tokenizer.merge(ids, pair, merges[pair])
+
+
+def encode_most_frequent(ids, merges):                 # picks the most frequent pair, like training
+    ids = list(ids)
+    while True:
+        stats = {p: c for p, c in tokenizer.get_stats(ids).items() if p in merges}
+        if not stats:
+            return ids
+        pair = max(stats, key=stats.get)
+        ids = tokenizer.merge(ids, pair, merges[pair])
+
+
+def encode_highest_rank(ids, merges):                  # max instead of min
+    ids = list(ids)
+    while len(ids) >= 2:
+        cands = [p for p in zip(ids, ids[1:]) if p in merges]
+        if not cands:
+            break
+        pair = max(cands, key=merges.get)
+        ids = tokenizer.merge(ids, pair, merges[pair])
+    return ids
+
+
+def encode_one_pass(ids, merges):                      # a single merge, no loop
+    ids = list(ids)
+    if len(ids) < 2:
+        return ids
+    pair = min(zip(ids, ids[1:]), key=lambda p: merges.get(p, float("inf")))
+    return tokenizer.merge(ids, pair, merges[pair]) if pair in merges else ids
+
+
+def encode_in_place(ids, merges):                      # returns the right ids but rewrites the caller's list
+    out = tokenizer.encode_chunk(ids, merges)
+    ids[:] = out
+    return ids
+
+
+# ---- make_windows mutants ----
+def windows_no_shift(tokens, block_size, stride):       # target = input: off by one
+    x, _ = data.make_windows(tokens, block_size, stride)
+    return x, x.clone()
+
+
+def windows_shift_two(tokens, block_size, stride):      # target shifted by 2
+    tokens = torch.as_tensor(tokens)
+    starts = range(0, len(tokens) - block_size - 1, stride)
+    x = torch.stack([tokens[s:s + block_size] for s in starts]).long()
+    y = torch.stack([tokens[s + 2:s + block_size + 2] for s in starts]).long()
+    return x, y
+
+
+def windows_missing_last(tokens, block_size, stride):   # range(0, N - T - 1, stride)
+    tokens = torch.as_tensor(tokens)
+    starts = range(0, len(tokens) - block_size - 1, stride)
+    return (torch.stack([tokens[s:s + block_size] for s in starts]).long(),
+            torch.stack([tokens[s + 1:s + block_size + 1] for s in starts]).long())
+
+
+def windows_ignore_stride(tokens, block_size, stride):  # always stride 1
+    return data.make_windows(tokens, block_size, 1)
+
+
+def windows_stride_as_block(tokens, block_size, stride):  # non-overlapping windows whatever the stride
+    return data.make_windows(tokens, block_size, block_size)
+
+
+def windows_float(tokens, block_size, stride):           # float tensors: an embedding cannot index with them
+    x, y = data.make_windows(tokens, block_size, stride)
+    return x.float(), y.float()
+
+
+MUTANTS = [
+    Mutant("check_get_stats", "non-overlapping pair count ('aaa')", stats_non_overlapping, hint="overlap"),
+    Mutant("check_get_stats", "last pair missed", stats_misses_last_pair, hint="last pair"),
+    Mutant("check_get_stats", "counts argument ignored", stats_ignores_counts, hint="counts argument"),
+    Mutant("check_get_stats", "mutable default argument", stats_mutable_default, hint="mutable default"),
+    Mutant("check_get_stats", "keys are strings, not tuples", stats_list_keys, hint="tuples"),
+    Mutant("check_get_stats", "consumes the input list", stats_pops_input, hint="in place"),
+    Mutant("check_merge", "overlapping occurrences merged wrongly ('aaa')", merge_overlapping, hint="overlapping"),
+    Mutant("check_merge", "last element dropped", merge_drops_last, hint="last element"),
+    Mutant("check_merge", "only the first occurrence merged", merge_first_only, hint="not only the first"),
+    Mutant("check_merge", "modifies the input list in place", merge_in_place, hint="in place"),
+    Mutant("check_merge", "pair order ignored", merge_unordered, hint="ordered"),
+    Mutant("check_encode_chunk", "merges applied in dict order", encode_in_dict_order, hint="wrong order"),
+    Mutant("check_encode_chunk", "leftmost mergeable pair first", encode_leftmost_first, hint="wrong order"),
+    Mutant("check_encode_chunk", "most frequent pair first", encode_most_frequent, hint="most frequent"),
+    Mutant("check_encode_chunk", "latest merge first", encode_highest_rank, hint="LOWEST"),
+    Mutant("check_encode_chunk", "a single merge, no loop", encode_one_pass, hint="repeat"),
+    Mutant("check_encode_chunk", "modifies the input list in place", encode_in_place, hint="in place"),
+    Mutant("check_make_windows", "target not shifted (off by one)", windows_no_shift, hint="shifted by one"),
+    Mutant("check_make_windows", "target shifted by two", windows_shift_two, hint="off by one"),
+    Mutant("check_make_windows", "last window missing", windows_missing_last, hint="last window"),
+    Mutant("check_make_windows", "stride ignored", windows_ignore_stride, hint="stride"),
+    Mutant("check_make_windows", "stride replaced by block_size", windows_stride_as_block, hint="stride"),
+    Mutant("check_make_windows", "float windows", windows_float, hint="int64"),
+]
+
+test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch1, REFERENCES, MUTANTS)

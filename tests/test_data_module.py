@@ -1,0 +1,135 @@
+"""gptlib.data: the corpus API, the split by play, passages, token shards, windows and batches."""
+import numpy as np
+import pytest
+import torch
+
+from gptlib.data import (VAL_PLAYS, Play, TokenWindows, encode_plays, get_batch, load_passages, load_plays,
+                         load_shard, make_dataloader, make_windows, passages, split_by_play, write_shard)
+from gptlib.tokenizer import course_tokenizer, gpt2_tokenizer
+
+
+@pytest.fixture(scope="module")
+def plays():
+    return load_plays()
+
+
+def test_load_plays(plays):
+    assert len(plays) == 38 and all(isinstance(p, Play) for p in plays)
+    assert {p.genre for p in plays} == {"comedies", "histories", "problems", "roman", "romances", "tragedies"}
+    mac = next(p for p in plays if p.play == "macbeth")
+    assert mac.title == "Macbeth" and mac.genre == "tragedies" and mac.text.startswith("ACT I\n")
+    tragedies = load_plays(genres="tragedies")
+    assert len(tragedies) == 6 and {p.genre for p in tragedies} == {"tragedies"}
+    assert len(load_plays(genres=["roman", "romances"])) == 8
+    with pytest.raises(ValueError, match="unknown genres"):
+        load_plays(genres="sonnets")
+    with pytest.raises(FileNotFoundError, match="GPTLIB_DATA"):
+        load_plays(data_dir="/nonexistent")
+
+
+def test_split_by_play_is_deterministic_and_leak_free(plays):
+    train, val = split_by_play(plays)
+    assert [p.play for p in val] == [p.play for p in plays if p.play in VAL_PLAYS]
+    assert not {p.play for p in train} & {p.play for p in val}
+    assert len(train) + len(val) == len(plays) == 38 and len(val) == 6
+    assert {p.genre for p in val} == {p.genre for p in plays}
+    assert split_by_play(plays) == (train, val)
+    # no long line of a validation play appears in a training play
+    val_lines = {l for p in val for l in p.text.split("\n") if len(l) > 40}
+    assert not val_lines & {l for p in train for l in p.text.split("\n")}
+    with pytest.raises(ValueError, match="not in the list"):
+        split_by_play(plays, val_plays=("hamlet", "the-sonnets"))
+
+
+def test_passages(plays):
+    mac = passages(next(p for p in plays if p.play == "macbeth"))
+    assert (mac[0].speaker, mac[0].act, mac[0].scene) == ("First Witch", 1, 1)
+    assert mac[0].text == "When shall we three meet again\nIn thunder, lightning, or in rain?"
+    assert all(x.play == "macbeth" and x.genre == "tragedies" for x in mac)
+    assert {x.act for x in mac} == {1, 2, 3, 4, 5}
+    assert ("LADY MACBETH", 5) in {(x.speaker, x.act) for x in mac}
+    everything = load_passages(plays)
+    assert len(everything) > 30_000
+    assert all(x.speaker and x.text and 0 <= x.act <= 5 and ":" not in x.speaker for x in everything)
+    assert all(x.text in p.text for p in plays[:3] for x in passages(p))
+    # acts and scenes never go backwards within a play
+    for p in plays:
+        keys = [(x.act, x.scene) for x in passages(p)]
+        assert all(a[0] <= b[0] for a, b in zip(keys, keys[1:])), p.play
+
+
+def test_shards_round_trip(tmp_path):
+    toks = np.array([0, 1, 50256, 65535, 7], dtype=np.int64)
+    path = write_shard(toks, tmp_path / "a" / "x.bin")
+    assert path.stat().st_size == 2 * len(toks)
+    back = load_shard(path)
+    assert isinstance(back, np.memmap) and back.dtype == np.uint16 and back.tolist() == toks.tolist()
+    assert load_shard(write_shard(np.zeros(0, dtype=np.int64), tmp_path / "empty.bin")).size == 0
+
+
+def test_shard_errors(tmp_path):
+    with pytest.raises(ValueError, match="0..65535"):
+        write_shard(np.array([65536]), tmp_path / "x.bin")
+    with pytest.raises(ValueError, match="0..65535"):
+        write_shard(np.array([-1, 3]), tmp_path / "x.bin")
+    with pytest.raises(TypeError, match="1-d array of integer"):
+        write_shard(np.zeros((2, 2), dtype=np.int64), tmp_path / "x.bin")
+    with pytest.raises(TypeError, match="1-d array of integer"):
+        write_shard(np.array([0.5]), tmp_path / "x.bin")
+    with pytest.raises(FileNotFoundError, match="write_shard"):
+        load_shard(tmp_path / "missing.bin")
+    (tmp_path / "odd.bin").write_bytes(b"abc")
+    with pytest.raises(ValueError, match="odd number of bytes"):
+        load_shard(tmp_path / "odd.bin")
+
+
+@pytest.mark.parametrize("which", ["gpt2", "course"])
+def test_encode_plays_puts_eot_between_plays(plays, which):
+    tok = gpt2_tokenizer() if which == "gpt2" else course_tokenizer()
+    few = plays[:3]
+    ids = encode_plays(few, tok)
+    assert ids.dtype == np.int64 and ids[-1] == tok.eot_token and (ids == tok.eot_token).sum() == 3
+    parts = np.split(ids, np.flatnonzero(ids == tok.eot_token) + 1)[:3]
+    assert [tok.decode(p[:-1].tolist()) for p in parts] == [p.text for p in few]
+
+
+def test_make_windows():
+    x, y = make_windows(torch.arange(10, 27), 4, 3)
+    assert x.shape == y.shape == (5, 4) and x.dtype == torch.int64
+    assert x[1].tolist() == [13, 14, 15, 16] and y[1].tolist() == [14, 15, 16, 17] and y[-1, -1] == 26
+    with pytest.raises(ValueError, match="block_size \\+ 1"):
+        make_windows(torch.arange(4), 4, 1)
+
+
+def test_token_windows_dataset_and_loader():
+    toks = np.arange(1000, 1103, dtype=np.uint16)                       # N = 103
+    ds = TokenWindows(toks, block_size=8, stride=5)
+    xw, yw = make_windows(torch.from_numpy(toks.astype(np.int64)), 8, 5)
+    assert len(ds) == len(xw) == (103 - 9) // 5 + 1
+    assert torch.equal(torch.stack([ds[i][0] for i in range(len(ds))]), xw)
+    assert torch.equal(torch.stack([ds[i][1] for i in range(len(ds))]), yw)
+    with pytest.raises(IndexError):
+        ds[len(ds)]
+    with pytest.raises(ValueError, match="block_size \\+ 1"):
+        TokenWindows(toks[:8], 8)
+    with pytest.raises(ValueError, match=">= 1"):
+        TokenWindows(toks, 0)
+    a = [x.tolist() for x, _ in make_dataloader(toks, 8, 4, seed=3)]
+    b = [x.tolist() for x, _ in make_dataloader(toks, 8, 4, seed=3)]
+    c = [x.tolist() for x, _ in make_dataloader(toks, 8, 4, seed=4)]
+    assert a == b and a != c and len(a) == len(TokenWindows(toks, 8)) // 4
+    x, y = next(iter(make_dataloader(toks, 8, 4, shuffle=False)))
+    assert x.shape == (4, 8) and x[0, 0] == 1000 and x[1, 0] == 1008 and torch.equal(x[:, 1:], y[:, :-1])
+
+
+def test_get_batch():
+    toks = np.arange(500, 600, dtype=np.uint16)
+    x, y = get_batch(toks, 3, 7, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (3, 7) and x.dtype == torch.int64
+    assert torch.equal(y, x + 1)                                        # consecutive tokens: y is x shifted
+    assert torch.equal(get_batch(toks, 3, 7, torch.Generator().manual_seed(0))[0], x)
+    assert int(x.min()) >= 500 and int(y.max()) <= 599
+    x, y = get_batch(torch.arange(9), 5, 8, torch.Generator().manual_seed(1))  # only one window fits
+    assert (x == torch.arange(8)).all() and (y == torch.arange(1, 9)).all()
+    with pytest.raises(ValueError, match="block_size \\+ 1"):
+        get_batch(toks[:7], 1, 7)
