@@ -26,9 +26,12 @@ def _check_positions(pos, block_size: int | None, who: str) -> None:
     if not isinstance(pos, torch.Tensor) or pos.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise TypeError(f"{who}: positions must be an integer tensor such as torch.arange(T), "
                         f"got {type(pos).__name__}{'' if not isinstance(pos, torch.Tensor) else ' of ' + str(pos.dtype)}")
-    if pos.numel() == 0:
+    if pos.numel() == 0 or torch.compiler.is_compiling():  # reading values would break a compiled graph
         return
-    lo, hi = int(pos.min()), int(pos.max())
+    _check_range(int(pos.min()), int(pos.max()), block_size, who)
+
+
+def _check_range(lo: int, hi: int, block_size: int | None, who: str) -> None:
     if lo < 0:
         raise ValueError(f"{who}: positions must be >= 0, got {lo}")
     if block_size is not None and hi >= block_size:
@@ -123,8 +126,8 @@ class RotaryEmbedding(nn.Module):
         if q.size(-2) != k.size(-2):
             raise ValueError(f"q and k must cover the same positions, got T={q.size(-2)} and T={k.size(-2)}")
         T = q.size(-2)
+        _check_range(offset, offset + T - 1, self.block_size, "RotaryEmbedding")
         pos = torch.arange(offset, offset + T, device=q.device)  # (T,)
-        _check_positions(pos, self.block_size, "RotaryEmbedding")
         return rope_rotate(q, pos, self.base), rope_rotate(k, pos, self.base)
 
     def extra_repr(self) -> str:
