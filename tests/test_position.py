@@ -289,3 +289,35 @@ def test_every_method_breaks_the_prefix_symmetry_and_rope_alibi_are_shift_invari
     assert all(gaps[n] > 1e-4 for n in POSITIONS), gaps
     assert shifts["rope"] < 1e-5 and shifts["alibi"] < 1e-5, shifts
     assert shifts["learned"] > 1e-4 and shifts["sinusoidal"] > 1e-4, shifts
+
+
+@needs_attention
+def test_positions_compile_without_graph_breaks():
+    """The range checks read tensor values, which torch.compile cannot: they step aside while compiling."""
+    C, nh, T = 16, 2, 5
+    mha = MultiHeadAttention(C, nh).eval()
+    wpe, rope, alibi = SinusoidalPositionalEncoding(8, C), RotaryEmbedding(C // nh, block_size=8), ALiBi(nh)
+
+    def forward(x):
+        x = x + wpe(torch.arange(x.size(1)))
+        return mha(x, rotary=rope, attn_bias=alibi(x.size(1)))
+
+    x = torch.randn(2, T, C)
+    compiled = torch.compile(forward, backend="eager", fullgraph=True)   # fullgraph: a graph break is an error
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), forward(x), atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_modules_follow_the_device():
+    dev = "cuda"
+    spe, wpe, alibi = SinusoidalPositionalEncoding(16, 8).to(dev), LearnedPositionalEmbedding(16, 8).to(dev), ALiBi(3).to(dev)
+    pos = torch.arange(10, device=dev)
+    assert spe(pos).device.type == dev and wpe(pos).device.type == dev and alibi(6).device.type == dev
+    assert torch.allclose(spe(pos).cpu(), sinusoidal_table(16, 8)[:10])
+    assert torch.allclose(alibi(6).cpu(), alibi_bias(alibi_slopes(3), 6))
+    q = torch.randn(2, 3, 10, 8)
+    q_dev, _ = RotaryEmbedding(8)(q.to(dev), q.to(dev))
+    assert torch.allclose(q_dev.cpu(), rope_rotate(q, torch.arange(10)), atol=1e-5)
+    with pytest.raises(ValueError, match="past the limit"):
+        spe(torch.arange(17, device=dev))
