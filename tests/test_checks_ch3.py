@@ -138,7 +138,7 @@ MUTANTS = [
     Mutant("check_rope_rotate", "rotated pairs concatenated, not re-interleaved", rope_variant(concat=True),
            hint="interleave"),
     Mutant("check_rope_rotate", "modifies x in place", rope_variant(in_place=True), hint="in place"),
-    Mutant("check_rope_rotate", "not a rotation (sin term dropped)", rope_no_norm, hint="pairs"),
+    Mutant("check_rope_rotate", "not a rotation (sin term dropped)", rope_no_norm, hint="not a rotation"),
     Mutant("check_alibi_slopes", "slopes reversed", slopes_variant("reversed"), hint="decrease"),
     Mutant("check_alibi_slopes", "first slope 1 (exponent starts at 0)", slopes_variant("from_one"),
            hint="first slope"),
