@@ -102,6 +102,11 @@ def encode_chunk(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int
     return ids
 
 
+def decode_ids(ids: list[int], vocab: dict[int, bytes]) -> str:
+    """Token ids -> text: join the tokens' bytes, decode UTF-8 once, U+FFFD for incomplete characters."""
+    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
+
+
 class BPETokenizer:
     """Byte-level BPE: `train(text, vocab_size)`, `encode`, `decode`, `save`/`load`, `from_tiktoken`."""
 

@@ -10,6 +10,7 @@ REFERENCES = {
     "check_merge": tokenizer.merge,
     "check_encode_chunk": tokenizer.encode_chunk,
     "check_make_windows": data.make_windows,
+    "check_decode_ids": tokenizer.decode_ids,
 }
 
 
@@ -191,6 +192,27 @@ def windows_float(tokens, block_size, stride):           # float tensors: an emb
     return x.float(), y.float()
 
 
+# ---- decode_ids mutants ----
+def decode_strict(ids, vocab):                           # errors='strict' (the default)
+    return b"".join(vocab[i] for i in ids).decode("utf-8")
+
+
+def decode_per_token(ids, vocab):                        # decodes each token on its own
+    return "".join(vocab[i].decode("utf-8", errors="replace") for i in ids)
+
+
+def decode_per_token_strict(ids, vocab):
+    return "".join(vocab[i].decode("utf-8") for i in ids)
+
+
+def decode_ignore(ids, vocab):                           # errors='ignore': silently drops bytes
+    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="ignore")
+
+
+def decode_latin1(ids, vocab):                           # one character per byte
+    return "".join(chr(b) for i in ids for b in vocab[i])
+
+
 MUTANTS = [
     Mutant("check_get_stats", "non-overlapping pair count ('aaa')", stats_non_overlapping, hint="overlap"),
     Mutant("check_get_stats", "last pair missed", stats_misses_last_pair, hint="last pair"),
@@ -215,6 +237,12 @@ MUTANTS = [
     Mutant("check_make_windows", "stride ignored", windows_ignore_stride, hint="stride"),
     Mutant("check_make_windows", "stride replaced by block_size", windows_stride_as_block, hint="stride"),
     Mutant("check_make_windows", "float windows", windows_float, hint="int64"),
+    Mutant("check_decode_ids", "errors='strict' on partial UTF-8", decode_strict, hint="errors='replace'"),
+    Mutant("check_decode_ids", "each token decoded separately", decode_per_token, hint="separately"),
+    Mutant("check_decode_ids", "each token decoded separately, strictly", decode_per_token_strict,
+           hint="UnicodeDecodeError"),
+    Mutant("check_decode_ids", "errors='ignore' drops bytes", decode_ignore, hint="not vanish"),
+    Mutant("check_decode_ids", "bytes as latin-1 characters", decode_latin1, hint="latin-1"),
 ]
 
 test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch1, REFERENCES, MUTANTS)

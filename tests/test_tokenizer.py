@@ -9,8 +9,8 @@ from tiktoken_ext.openai_public import r50k_pat_str
 
 import gptlib
 from gptlib.data import corpus_text, load_plays
-from gptlib.tokenizer import (ENDOFTEXT, GPT2_SPLIT_PATTERN, BPETokenizer, course_tokenizer, encode_chunk,
-                              get_stats, gpt2_tokenizer, merge, train_merges)
+from gptlib.tokenizer import (ENDOFTEXT, GPT2_SPLIT_PATTERN, BPETokenizer, course_tokenizer, decode_ids,
+                              encode_chunk, get_stats, gpt2_tokenizer, merge, train_merges)
 
 ADVERSARIAL = [
     "", " ", "   leading", "trailing   ", "a\n\n\n   b", " \t\t \n\n  \r\n \u3000\u00a0 x", " " * 300 + "x",
@@ -165,6 +165,7 @@ def test_building_blocks():
     assert get_stats([97, 97, 97]) == {(97, 97): 2}
     assert merge([97, 97, 97], (97, 97), 256) == [256, 97]
     assert encode_chunk([1, 2, 3, 4], {(1, 2): 11, (11, 3): 13, (2, 3): 10, (10, 4): 12}) == [1, 12]
+    assert decode_ids([0, 1, 2], {0: b"\xf0\x9f", 1: b"\x91\x8b", 2: b"\xc3"}) == "\U0001f44b\ufffd"
 
 
 def naive_merges(text, num_merges):

@@ -130,3 +130,35 @@ def check_make_windows(make_windows) -> None:
         x, y = make_windows(torch.tensor([7, 3, 5]), 2, 1)    # the edge: N = T + 1 gives exactly one window
         c.expect(x.tolist() == [[7, 3]] and y.tolist() == [[3, 5]], "make_windows([7, 3, 5], 2, 1)",
                  f"expected x [[7, 3]], y [[3, 5]], got {x.tolist()}, {y.tolist()}")
+
+
+def check_decode_ids(decode_ids) -> None:
+    with checker("decode_ids") as c:
+        vocab = {i: bytes([i]) for i in range(256)}
+        vocab.update({256: b"\xf0\x9f", 257: b"\x91\x8b", 258: b" hi", 259: b"\xc3", 260: b"\xa9t\xc3\xa9"})
+
+        def call(ids, case):
+            try:
+                return decode_ids(ids, vocab)
+            except UnicodeDecodeError:
+                c.expect(False, case, "UnicodeDecodeError: strict decoding crashes when bytes do not form a whole "
+                                      "character (a token cut, or tokens decoded one at a time); join all the "
+                                      "bytes, then decode once with errors='replace'")
+
+        c.expect(call([104, 105], "[104, 105]") == "hi" and call([], "[]") == "", "ASCII ids and []",
+                 "join the bytes of vocab[i] for every id, in order, and decode them as UTF-8")
+        case = "[256, 257, 258] (👋 = F0 9F 91 8B over two tokens)"
+        got = call([256, 257, 258], case)
+        c.expect(isinstance(got, str), "return type", f"return a str, got {type(got).__name__}")
+        c.expect(not any(0x80 <= ord(ch) <= 0xFF for ch in got), case,
+                 f"got {got!r}: bytes turned into characters one by one (chr / latin-1)? decode the joined "
+                 "bytes as UTF-8")
+        c.expect(got == "\U0001f44b hi", case,
+                 f"expected '👋 hi', got {got!r}: each token decoded separately? a character can span tokens: "
+                 "join ALL the bytes first, then decode once")
+        got = call([259, 260], "[259, 260]")
+        c.expect(got == "été", "[259, 260] ('été' as C3 | A9 74 C3 A9)", f"expected 'été', got {got!r}")
+        got = call([104, 256], "[104, 256] (ends inside 👋)")
+        c.expect(got == "h\ufffd", "[104, 256] (ends inside 👋)",
+                 f"expected 'h\\ufffd', got {got!r}: incomplete bytes must become U+FFFD, not vanish "
+                 "(errors='ignore' hides them); use errors='replace'")
