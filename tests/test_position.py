@@ -229,7 +229,7 @@ def test_alibi_module():
     assert list(alibi.state_dict()) == [] and list(alibi.parameters()) == []
     assert torch.equal(alibi.slopes, alibi_slopes(12))
     assert torch.equal(alibi(5), alibi_bias(alibi_slopes(12), 5))
-    assert alibi(3000).shape == (12, 3000, 3000)  # no table: any length
+    assert alibi(1100).shape == (12, 1100, 1100)  # no table: any length
     for bad in (0, -1, 2.0):
         with pytest.raises(ValueError, match="T must be a positive int"):
             alibi(bad)
