@@ -34,7 +34,8 @@ def _check_mask(mask: torch.Tensor, scores_shape: tuple[int, ...], what: str = "
                          f"(..., T_q, T_k) = {tuple(scores_shape)}; its last two dims must be (T_q, T_k) or 1")
 
 
-def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask, dropout_p: float) -> None:
+def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask, is_causal: bool,
+               dropout_p: float) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
@@ -50,6 +51,9 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask, dropout_
         raise ValueError(f"q, k and v must share their leading (batch, head) dims: q {tuple(q.shape)}, "
                          f"k {tuple(k.shape)}, v {tuple(v.shape)}")
     if mask is not None:
+        if is_causal:
+            raise ValueError("pass either mask or is_causal=True, not both (like torch); to combine them, pass "
+                             "mask & causal_mask(T) (bool) or mask.masked_fill(~causal_mask(T), -inf) (float)")
         _check_mask(mask, (*q.shape[:-1], k.size(-2)))
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
@@ -71,10 +75,10 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
 
     q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v).
     mask: bool (True = may attend) or float (added to the scores), broadcastable to (..., T_q, T_k).
-    is_causal: query i sees keys 0..i (top-left aligned, like torch); combines with `mask`.
+    is_causal: query i sees keys 0..i (top-left aligned, like torch); not together with `mask`.
     dropout_p: dropout on the attention weights (pass 0.0 at evaluation time).
     """
-    _check_qkv(q, k, v, mask, dropout_p)
+    _check_qkv(q, k, v, mask, is_causal, dropout_p)
     T_q, T_k = q.size(-2), k.size(-2)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))           # (..., T_q, T_k)
     if is_causal:
@@ -83,6 +87,8 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
     weights = torch.softmax(scores, dim=-1)                              # each row sums to 1 over the keys
+    if mask is not None:  # a query that may see no key at all gets zeros, not NaN (torch's convention)
+        weights = weights.masked_fill(torch.isneginf(scores).all(dim=-1, keepdim=True), 0.0)
     if dropout_p > 0.0:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v                                                   # (..., T_q, d_v)
