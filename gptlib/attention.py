@@ -17,8 +17,10 @@ import torch.nn.functional as F
 __all__ = ["scaled_dot_product_attention", "causal_mask", "split_heads", "merge_heads", "MultiHeadAttention"]
 
 
-def _check_mask(mask: torch.Tensor, scores_shape: tuple[int, ...], what: str = "mask") -> None:
+def _check_mask(mask: Optional[torch.Tensor], scores_shape: tuple[int, ...], what: str = "mask") -> None:
     """A mask must be bool (True = may attend) or floating (added to the scores), broadcastable to the scores."""
+    if mask is None:
+        return
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor (bool: True = may attend, or float: added to the scores), "
                         f"got {type(mask).__name__}")
@@ -50,11 +52,10 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask, is_causa
     if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
         raise ValueError(f"q, k and v must share their leading (batch, head) dims: q {tuple(q.shape)}, "
                          f"k {tuple(k.shape)}, v {tuple(v.shape)}")
-    if mask is not None:
-        if is_causal:
-            raise ValueError("pass either mask or is_causal=True, not both (like torch); to combine them, pass "
-                             "mask & causal_mask(T) (bool) or mask.masked_fill(~causal_mask(T), -inf) (float)")
-        _check_mask(mask, (*q.shape[:-1], k.size(-2)))
+    if is_causal and mask is not None:
+        raise ValueError("pass either mask or is_causal=True, not both (like torch); to combine them, pass "
+                         "mask & causal_mask(T) (bool) or mask.masked_fill(~causal_mask(T), -inf) (float)")
+    _check_mask(mask, (*q.shape[:-1], k.size(-2)))
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
 
@@ -100,7 +101,7 @@ def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
         raise ValueError(f"split_heads expects (B, T, C), got shape {tuple(x.shape)}")
     if x.size(-1) % n_head != 0:
         raise ValueError(f"C = {x.size(-1)} is not divisible by n_head = {n_head}")
-    B, T, C = x.shape
+    B, T, C = x.size()
     return x.view(B, T, n_head, C // n_head).transpose(1, 2)           # (B, nh, T, hs)
 
 
