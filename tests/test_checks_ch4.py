@@ -1,0 +1,172 @@
+"""Chapter 4's exercise checks: each passes on gptlib's reference, fails on a stub and on curated mutants."""
+import math
+
+import torch
+
+from gptlib import model as M
+from gptlib.checks import ch4
+from mutation import Mutant, check_tests
+
+
+# --------------------------------------------------------------------------------------------- LayerNorm
+def _affine(ln, y):
+    y = y * ln.weight
+    return y + ln.bias if ln.bias is not None else y
+
+
+class LNEpsOutsideSqrt(M.LayerNorm):
+    def forward(self, x):
+        mean = x.mean(-1, keepdim=True)
+        var = (x - mean).pow(2).mean(-1, keepdim=True)
+        return _affine(self, (x - mean) / (torch.sqrt(var) + self.eps))
+
+
+class LNUnbiasedVar(M.LayerNorm):
+    def forward(self, x):
+        return _affine(self, (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + self.eps))
+
+
+class LNNoAffine(M.LayerNorm):
+    def forward(self, x):
+        mean = x.mean(-1, keepdim=True)
+        return (x - mean) / torch.sqrt((x - mean).pow(2).mean(-1, keepdim=True) + self.eps)
+
+
+class LNNoShift(M.LayerNorm):
+    def forward(self, x):
+        mean = x.mean(-1, keepdim=True)
+        return (x - mean) / torch.sqrt((x - mean).pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class LNWrongAxis(M.LayerNorm):
+    def forward(self, x):
+        mean = x.mean(0, keepdim=True)
+        return _affine(self, (x - mean) / torch.sqrt((x - mean).pow(2).mean(0, keepdim=True) + self.eps))
+
+
+class LNInPlace(M.LayerNorm):
+    def forward(self, x):
+        x -= x.mean(-1, keepdim=True)
+        return _affine(self, x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
+
+
+# --------------------------------------------------------------------------------------------- GELU
+K = math.sqrt(2 / math.pi)
+
+
+def gelu_exact(x):
+    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+
+
+def gelu_no_cubic(x):
+    return 0.5 * x * (1 + torch.tanh(K * x))
+
+
+def gelu_wrong_constant(x):
+    return 0.5 * x * (1 + torch.tanh(2 / math.pi * (x + 0.044715 * x**3)))
+
+
+def gelu_no_half(x):
+    return x * (1 + torch.tanh(K * (x + 0.044715 * x**3)))
+
+
+# --------------------------------------------------------------------------------------------- Block
+class BlockNoAttnResidual(M.Block):
+    def forward(self, x, *, rotary=None, attn_bias=None):
+        x = self.attn(self.ln_1(x), rotary=rotary, attn_bias=attn_bias)
+        return x + self.mlp(self.ln_2(x))
+
+
+class BlockNoMlpResidual(M.Block):
+    def forward(self, x, *, rotary=None, attn_bias=None):
+        x = x + self.attn(self.ln_1(x), rotary=rotary, attn_bias=attn_bias)
+        return self.mlp(self.ln_2(x))
+
+
+class BlockPostLN(M.Block):
+    def forward(self, x, *, rotary=None, attn_bias=None):
+        x = self.ln_1(x + self.attn(x, rotary=rotary, attn_bias=attn_bias))
+        return self.ln_2(x + self.mlp(x))
+
+
+class BlockDropsHooks(M.Block):
+    def forward(self, x, *, rotary=None, attn_bias=None):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class BlockLn1Twice(M.Block):
+    def forward(self, x, *, rotary=None, attn_bias=None):
+        x = x + self.attn(self.ln_1(x), rotary=rotary, attn_bias=attn_bias)
+        return x + self.mlp(self.ln_1(x))
+
+
+class BlockInPlace(M.Block):
+    def forward(self, x, *, rotary=None, attn_bias=None):
+        x += self.attn(self.ln_1(x), rotary=rotary, attn_bias=attn_bias)
+        x += self.mlp(self.ln_2(x))
+        return x
+
+
+# --------------------------------------------------------------------------------------------- counting
+def count_no_wpe(cfg):
+    return M.count_params(cfg) - (cfg.block_size * cfg.n_embd if cfg.position == "learned" else 0)
+
+
+def count_head_twice(cfg):
+    return M.count_params(cfg) + (cfg.vocab_size * cfg.n_embd if cfg.tie_weights else 0)
+
+
+def count_wpe_always(cfg):
+    return M.count_params(cfg) + (cfg.block_size * cfg.n_embd if cfg.position != "learned" else 0)
+
+
+def count_ln_bias_always(cfg):
+    return M.count_params(cfg) + (0 if cfg.bias else (2 * cfg.n_layer + 1) * cfg.n_embd)
+
+
+def count_no_ln_f(cfg):
+    return M.count_params(cfg) - (2 if cfg.bias else 1) * cfg.n_embd
+
+
+def count_no_biases(cfg):
+    C = cfg.n_embd
+    return M.count_params(cfg) - (cfg.n_layer * (3 * C + C + 4 * C + C) if cfg.bias else 0)
+
+
+def count_float(cfg):
+    return float(M.count_params(cfg))
+
+
+REFERENCES = {"check_layer_norm": M.LayerNorm, "check_gelu_tanh": M.gelu_tanh, "check_block": M.Block,
+              "check_count_params": M.count_params}
+
+MUTANTS = [
+    Mutant("check_layer_norm", "eps outside the square root", LNEpsOutsideSqrt, hint="inside the square root"),
+    Mutant("check_layer_norm", "unbiased variance", LNUnbiasedVar, hint="biased variance"),
+    Mutant("check_layer_norm", "forgets weight and bias", LNNoAffine, hint="learned scale and shift"),
+    Mutant("check_layer_norm", "forgets the bias", LNNoShift, hint="shift is missing"),
+    Mutant("check_layer_norm", "normalises over the batch axis", LNWrongAxis, hint="last dimension"),
+    Mutant("check_layer_norm", "subtracts the mean in place", LNInPlace, hint="in place"),
+    Mutant("check_gelu_tanh", "exact erf GELU", gelu_exact, hint="tanh approximation"),
+    Mutant("check_gelu_tanh", "no 0.044715 x^3 term", gelu_no_cubic, hint="0.044715"),
+    Mutant("check_gelu_tanh", "2/pi instead of sqrt(2/pi)", gelu_wrong_constant, hint="sqrt(2/pi)"),
+    Mutant("check_gelu_tanh", "no 0.5 factor", gelu_no_half, hint="0.5 * x"),
+    Mutant("check_block", "no residual around attention", BlockNoAttnResidual, hint="residual missing"),
+    Mutant("check_block", "no residual around the MLP", BlockNoMlpResidual, hint="residual missing"),
+    Mutant("check_block", "post-LN", BlockPostLN, hint="post-LN"),
+    Mutant("check_block", "drops rotary/attn_bias", BlockDropsHooks, hint="pass rotary"),
+    Mutant("check_block", "ln_1 before the MLP too", BlockLn1Twice, hint="ln_2"),
+    Mutant("check_block", "x += in place", BlockInPlace, hint="in place"),
+    Mutant("check_count_params", "forgets wpe", count_no_wpe, hint="wpe"),
+    Mutant("check_count_params", "counts the tied head twice", count_head_twice, hint="count it once"),
+    Mutant("check_count_params", "counts a position table for every scheme", count_wpe_always,
+           hint="only position='learned'"),
+    Mutant("check_count_params", "LayerNorm biases with bias=False", count_ln_bias_always,
+           hint="LayerNorms have no bias"),
+    Mutant("check_count_params", "forgets ln_f", count_no_ln_f, hint="ln_f"),
+    Mutant("check_count_params", "forgets the Linear biases", count_no_biases, hint="biases missing"),
+    Mutant("check_count_params", "returns a float", count_float, hint="python int"),
+]
+
+test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch4, REFERENCES, MUTANTS)
