@@ -69,6 +69,9 @@ def test_bare_gpt2model_keys_load(tmp_path):
     base.load_state_dict(hf.transformer.state_dict())
     sd = {k: v.contiguous() for k, v in base.state_dict().items()}
     assert not any(k.startswith("transformer.") for k in sd)
+    for i in range(2):   # old checkpoints also store the causal-mask buffers; they are not weights
+        sd[f"h.{i}.attn.bias"] = torch.ones(1, 1, 32, 32).tril()
+        sd[f"h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
     save_file(sd, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
     hf.config.to_json_file(tmp_path / "config.json")
     ours = GPT.from_pretrained(tmp_path).eval()
