@@ -255,9 +255,9 @@ class GPT(nn.Module):
             raise ValueError(f"sequence length T={idx.size(1)} exceeds the context block_size={cfg.block_size}; "
                              f"crop the input to its last {cfg.block_size} tokens (idx[:, -{cfg.block_size}:])")
         if not torch.compiler.is_compiling():
-            lo, hi = torch.aminmax(idx)
-            if lo.item() < 0 or hi.item() >= cfg.vocab_size:
-                bad = lo.item() if lo.item() < 0 else hi.item()
+            lo, hi = (int(v) for v in torch.aminmax(idx))                # one reduction, one sync
+            if lo < 0 or hi >= cfg.vocab_size:
+                bad = lo if lo < 0 else hi
                 raise ValueError(f"token id {bad} is out of range for vocab_size={cfg.vocab_size} (ids must be in "
                                  f"[0, {cfg.vocab_size - 1}]); was the text encoded with a different tokenizer?")
 

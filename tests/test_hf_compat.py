@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, GPT2Model
 from transformers.utils import logging as hf_logging
 
 import gptlib.model as gm
@@ -27,7 +27,7 @@ def perturb(model, seed=0):
 def hf_model(n_head, n_embd, impl="eager", **kw):
     torch.manual_seed(0)
     cfg = GPT2Config(vocab_size=101, n_positions=32, n_layer=2, n_head=n_head, n_embd=n_embd, **kw)
-    return perturb(GPT2LMHeadModel._from_config(cfg, attn_implementation=impl).eval())
+    return perturb(AutoModelForCausalLM.from_config(cfg, attn_implementation=impl).eval())
 
 
 def tokens(T=32, B=3, seed=1):
@@ -43,6 +43,7 @@ def max_err(a, b):
 @pytest.mark.parametrize("n_head, n_embd", [(3, 48), (4, 64)])
 def test_transformers_checkpoint_loads_with_equal_logits(tmp_path, n_head, n_embd, impl):
     hf = hf_model(n_head, n_embd, impl)
+    assert hf.config._attn_implementation == impl
     hf.save_pretrained(tmp_path)
     ours = GPT.from_pretrained(tmp_path).eval()
     assert ours.config.n_head == n_head and ours.config.n_embd == n_embd and ours.config.block_size == 32
