@@ -16,3 +16,6 @@ def test_book_builds_without_warnings(tmp_path):
     for nb in sorted((ROOT / "chapters").glob("*.ipynb")):
         assert (html / "chapters" / f"{nb.stem}.html").exists(), f"{nb.name} was not rendered"
     assert "warning" not in r.stderr.lower(), r.stderr[-2000:]
+    # math renders offline: MathJax is served from the book, not a CDN
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").exists()
+    assert 'src="../_static/mathjax/tex-chtml.js' in (html / "chapters" / "02_attention.html").read_text()
