@@ -26,7 +26,7 @@ from gptlib.position import (POSITIONS, ALiBi, LearnedPositionalEmbedding, Rotar
                              SinusoidalPositionalEncoding)
 
 __all__ = ["GPTConfig", "LayerNorm", "FusedLayerNorm", "gelu_exact", "gelu_tanh", "GELU", "MLP", "Block", "GPT",
-           "lm_loss", "count_params", "flops_per_token", "training_memory", "ACTIVATIONS"]
+           "lm_loss", "linear_cross_entropy", "count_params", "flops_per_token", "training_memory", "ACTIVATIONS"]
 
 ACTIVATIONS = ("gelu_tanh", "gelu")  # GPT-2 uses the tanh approximation ("gelu_new" in transformers)
 
@@ -194,6 +194,56 @@ class Block(nn.Module):
         return x
 
 
+class _LinearCrossEntropy(torch.autograd.Function):
+    """mean CE(h @ weight.T, targets), chunk by chunk; the gradients are computed in the same pass."""
+
+    @staticmethod
+    def forward(ctx, h, weight, targets, ignore_index, chunk_size):
+        keep = targets != ignore_index                                  # (N,) which targets count
+        n = keep.sum().clamp(min=1).to(torch.float32)
+        safe = torch.where(keep, targets, 0)                             # any valid index for ignored rows
+        need_h, need_w = ctx.needs_input_grad[:2]
+        loss = torch.zeros((), dtype=torch.float32, device=h.device)
+        dh = torch.empty_like(h) if need_h else None
+        dw = torch.zeros_like(weight) if need_w else None
+        for s in range(0, h.shape[0], chunk_size):
+            e = s + chunk_size
+            z = (h[s:e] @ weight.t()).float()                            # (chunk, V): this chunk's logits only
+            lse = torch.logsumexp(z, dim=-1)                             # (chunk,)
+            loss += ((lse - z.gather(1, safe[s:e, None]).squeeze(1)) * keep[s:e]).sum()
+            if need_h or need_w:
+                z.sub_(lse[:, None]).exp_()                              # softmax(z), in place
+                z.scatter_add_(1, safe[s:e, None], torch.full_like(lse[:, None], -1.0))   # - onehot(y)
+                z = z.mul_((keep[s:e] / n)[:, None]).to(h.dtype)          # d loss / d z
+                if need_h:
+                    dh[s:e] = z @ weight                                 # (chunk, C)
+                if need_w:
+                    torch.addmm(dw, z.t(), h[s:e], out=dw)              # (V, C); addmm_ is the same kernel,
+                                                                         # but FLOP counters miss in-place ops
+        ctx.save_for_backward(dh, dw)
+        return loss / n
+
+    @staticmethod
+    def backward(ctx, grad):
+        dh, dw = ctx.saved_tensors
+        return (None if dh is None else dh * grad, None if dw is None else dw * grad, None, None, None)
+
+
+def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100,
+                         chunk_size: int | None = None) -> torch.Tensor:
+    """Mean cross-entropy of the logits h @ weight.T against targets, never holding all the logits.
+
+    h (..., C), weight (V, C), targets (...) -> scalar, equal to lm_loss(h @ weight.T, targets).
+    chunk_size rows at a time (default: 128 on CPU, where small chunks stay in cache; 2048 on GPUs)."""
+    if h.shape[:-1] != targets.shape or weight.dim() != 2 or weight.shape[1] != h.shape[-1]:
+        raise ValueError(f"linear_cross_entropy needs h (..., C), weight (V, C) and targets (...) matching h's "
+                         f"leading dims; got h {tuple(h.shape)}, weight {tuple(weight.shape)}, "
+                         f"targets {tuple(targets.shape)}")
+    chunk_size = chunk_size or (128 if h.device.type == "cpu" else 2048)
+    return _LinearCrossEntropy.apply(h.reshape(-1, h.shape[-1]), weight, targets.reshape(-1), ignore_index,
+                                     chunk_size)
+
+
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
     """Mean next-token cross-entropy: logits (B, T, V), targets (B, T) (ignore_index positions are skipped)."""
     if logits.dim() != 3 or targets.shape != logits.shape[:2]:
@@ -261,8 +311,8 @@ class GPT(nn.Module):
                 raise ValueError(f"token id {bad} is out of range for vocab_size={cfg.vocab_size} (ids must be in "
                                  f"[0, {cfg.vocab_size - 1}]); was the text encoded with a different tokenizer?")
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx (B, T) token ids -> logits (B, T, vocab_size): position t's scores for token t + 1."""
+    def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx (B, T) token ids -> the final LayerNorm's output (B, T, C), the input of the LM head."""
         self._check_input(idx)
         T = idx.size(1)
         x = self.transformer.wte(idx)                                # (B, T, C)
@@ -272,12 +322,17 @@ class GPT(nn.Module):
         attn_bias = self.alibi(T) if self.alibi is not None else None           # (nh, T, T) or None
         for block in self.transformer.h:
             x = block(x, rotary=self.rotary, attn_bias=attn_bias)   # (B, T, C)
-        x = self.transformer.ln_f(x)
-        return self.lm_head(x)                                       # (B, T, vocab_size)
+        return self.transformer.ln_f(x)                              # (B, T, C)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx (B, T) token ids -> logits (B, T, vocab_size): position t's scores for token t + 1."""
+        return self.lm_head(self.hidden_states(idx))                 # (B, T, vocab_size)
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
-        """Mean next-token cross-entropy of the model on idx (B, T) against targets (B, T)."""
-        return lm_loss(self(idx), targets, ignore_index)
+        """Mean next-token cross-entropy on idx (B, T) against targets (B, T), without the (B, T, V) logits."""
+        if targets.shape != idx.shape:
+            raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {tuple(targets.shape)}")
+        return linear_cross_entropy(self.hidden_states(idx), self.lm_head.weight, targets, ignore_index)
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameters, each counted once (the tied head is wte). non_embedding: without wte and wpe."""

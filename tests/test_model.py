@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from gptlib.model import (GELU, GPT, Block, FusedLayerNorm, GPTConfig, LayerNorm, count_params, flops_per_token,
-                          gelu_exact, gelu_tanh, lm_loss, training_memory)
+                          gelu_exact, gelu_tanh, linear_cross_entropy, lm_loss, training_memory)
 from gptlib.position import POSITIONS
 
 SMALL = dict(vocab_size=101, block_size=16, n_layer=2, n_head=4, n_embd=32)
@@ -129,6 +129,54 @@ def test_loss_ignore_index_and_shape_check():
     torch.testing.assert_close(m.loss(x, y), F.cross_entropy(logits[:, 4:].flatten(0, 1), y[:, 4:].flatten()))
     with pytest.raises(ValueError, match="targets must have shape"):
         lm_loss(logits, y[:, :5])
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 64, 1000])
+def test_linear_cross_entropy_equals_the_loss_on_full_logits(chunk_size):
+    """Loss and both gradients equal F.cross_entropy on h @ W.T, with ignored targets and ragged chunks."""
+    torch.manual_seed(0)
+    h = torch.randn(3, 23, 16, requires_grad=True)              # 69 rows: no chunk size above divides it
+    w = (torch.randn(50, 16) * 0.3).requires_grad_()
+    y = torch.randint(0, 50, (3, 23))
+    y[0, :9] = -100
+    y[2, 5] = -100
+    ref = F.cross_entropy((h @ w.t()).flatten(0, 1), y.flatten())
+    gh, gw = torch.autograd.grad(ref * 2.5, (h, w))              # an upstream gradient other than 1
+    got = linear_cross_entropy(h, w, y, chunk_size=chunk_size)
+    dh, dw = torch.autograd.grad(got * 2.5, (h, w))
+    torch.testing.assert_close(got, ref)
+    torch.testing.assert_close(dh, gh)
+    torch.testing.assert_close(dw, gw)
+
+
+def test_linear_cross_entropy_edge_cases():
+    w = torch.randn(10, 4)
+    h = torch.randn(5, 4)
+    with torch.no_grad():                                        # no gradients wanted: none computed
+        assert torch.isfinite(linear_cross_entropy(h, w, torch.arange(5)))
+    all_ignored = linear_cross_entropy(h, w, torch.full((5,), -100))
+    assert all_ignored.item() == 0.0                             # not NaN (0 / 0)
+    with pytest.raises(ValueError, match="matching h's leading dims"):
+        linear_cross_entropy(h, w, torch.arange(4))
+    with pytest.raises(ValueError, match="weight \\(V, C\\)"):
+        linear_cross_entropy(h, torch.randn(10, 3), torch.arange(5))
+
+
+def test_model_loss_gradients_equal_the_plain_route():
+    """model.loss (chunked, tied head) and lm_loss(model(idx)) give the same gradient for every parameter."""
+    torch.manual_seed(0)
+    m = GPT(small())
+    x, y = torch.randint(0, 101, (2, 2, 16))
+    y[:, :3] = -100
+    grads = []
+    for f in (lambda: m.loss(x, y), lambda: lm_loss(m(x), y)):
+        m.zero_grad(set_to_none=True)
+        f().backward()
+        grads.append({k: p.grad.clone() for k, p in m.named_parameters()})
+    for k in grads[0]:
+        torch.testing.assert_close(grads[0][k], grads[1][k], msg=k)
+    with pytest.raises(ValueError, match="targets must have the shape of idx"):
+        m.loss(x, y[:, :5])
 
 
 @pytest.mark.parametrize("position", POSITIONS)
