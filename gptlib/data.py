@@ -5,6 +5,7 @@ token shards (uint16 memmaps), next-token windows and batches."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,11 +146,9 @@ def write_shard(tokens, path) -> Path:
         raise ValueError(f"token ids must be in 0..65535 for a uint16 shard, got {tokens.min()}..{tokens.max()}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mm = np.memmap(path, dtype=np.uint16, mode="w+", shape=(max(tokens.size, 1),))
-    mm[:tokens.size] = tokens
-    mm.flush()
-    if tokens.size == 0:
-        path.write_bytes(b"")
+    tmp = path.with_name(path.name + ".partial")         # written in full, then renamed: a crash or an
+    tokens.astype(np.uint16).tofile(tmp)                 # interrupted run never leaves a half-written shard
+    os.replace(tmp, path)
     return path
 
 

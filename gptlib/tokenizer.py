@@ -7,6 +7,7 @@ import base64
 import hashlib
 import heapq
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -241,7 +242,9 @@ def _save(self, path) -> Path:
              '"merges": [']
     items = [f"[{a}, {b}, {i}]" for (a, b), i in self.merges.items()]
     lines += [x + ("," if k < len(items) - 1 else "") for k, x in enumerate(items)]
-    path.write_text("\n".join(lines) + "\n]}\n", encoding="utf-8")
+    tmp = path.with_name(path.name + ".partial")         # write in full, then rename: never half a file
+    tmp.write_text("\n".join(lines) + "\n]}\n", encoding="utf-8")
+    os.replace(tmp, path)
     return path
 
 

@@ -133,3 +133,13 @@ def test_get_batch():
     assert (x == torch.arange(8)).all() and (y == torch.arange(1, 9)).all()
     with pytest.raises(ValueError, match="block_size \\+ 1"):
         get_batch(toks[:7], 1, 7)
+
+
+def test_an_interrupted_shard_write_keeps_the_old_shard(tmp_path, monkeypatch):
+    import numpy as np
+    from gptlib import data
+    path = data.write_shard(np.arange(10), tmp_path / "train.bin")
+    monkeypatch.setattr(data.os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt("interrupted")))
+    with pytest.raises(KeyboardInterrupt):                    # the run dies after writing, before the rename
+        data.write_shard(np.arange(5000), path)
+    assert data.load_shard(path).tolist() == list(range(10))

@@ -239,3 +239,16 @@ def test_course_tokenizer_hash_is_the_one_in_data_readme():
     recorded = re.search(r"sha256 `([0-9a-f]{64})`", row).group(1)
     raw = (gptlib.DATA_DIR / "tokenizers" / "shakespeare-1024.json").read_bytes()
     assert hashlib.sha256(raw).hexdigest() == recorded
+
+
+def test_an_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
+    import os
+    from gptlib import tokenizer as tok_mod
+    path = tmp_path / "tok.json"
+    small = BPETokenizer().train("aaab aaab abab " * 20, 260)
+    small.save(path)
+    before = path.read_bytes()
+    monkeypatch.setattr(tok_mod.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        BPETokenizer().train("zzzy zzzy " * 30, 259).save(path)
+    assert path.read_bytes() == before and BPETokenizer.load(path).merges == small.merges
