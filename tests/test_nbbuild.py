@@ -1,4 +1,4 @@
-"""tools/nbbuild.py round-trips every chapter: notebook -> percent-format Python -> notebook, cell for cell."""
+"""tools/nbbuild.py round-trips every chapter: notebook -> percent-format Python -> notebook, byte for byte."""
 import json
 import shutil
 import sys
@@ -26,6 +26,7 @@ def test_round_trip_keeps_sources_tags_and_outputs(nb, tmp_path):
     assert [(c["cell_type"], src(c), c.get("metadata", {}).get("tags", [])) for c in a] == \
            [(c["cell_type"], src(c), c.get("metadata", {}).get("tags", [])) for c in b]
     assert [c.get("outputs") for c in a] == [c.get("outputs") for c in b]
+    assert out.read_bytes() == nb.read_bytes(), "a rebuild without edits must not change the file"
 
 
 def test_an_edited_cell_loses_its_stale_outputs(tmp_path):

@@ -53,9 +53,12 @@ def parse(text: str) -> list[nbformat.NotebookNode]:
 
 def build(src: Path, dst: Path) -> None:
     cells = parse(src.read_text(encoding="utf-8"))
-    old = {}
+    old, metadata = {}, {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                         "language_info": {"name": "python"}}
     if dst.exists():
-        for c in json.loads(dst.read_text(encoding="utf-8"))["cells"]:
+        previous = json.loads(dst.read_text(encoding="utf-8"))
+        metadata = previous.get("metadata") or metadata      # keep what the last run recorded
+        for c in previous["cells"]:
             if c["cell_type"] == "code":
                 s = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
                 old[s] = (c.get("outputs", []), c.get("execution_count"))
@@ -63,8 +66,7 @@ def build(src: Path, dst: Path) -> None:
         if c.cell_type == "code" and c.source in old:
             c.outputs, c.execution_count = [nbformat.from_dict(o) for o in old[c.source][0]], old[c.source][1]
     nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                   "language_info": {"name": "python"}}
+    nb.metadata = nbformat.from_dict(metadata)
     nbformat.write(nb, str(dst))
 
 
