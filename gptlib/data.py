@@ -84,26 +84,30 @@ def _roman(s: str) -> int:
 
 def passages(play: Play) -> list[Passage]:
     """The speeches of a play, in order, each with its speaker, act and scene."""
-    out, act, scene, speaker, buf = [], 0, 0, None, []
+    out: list[Passage] = []
+    act, scene = 0, 0
+    speaker: str | None = None
+    buf: list[str] = []
 
-    def flush():
+    def flush() -> None:
         if speaker is not None and "\n".join(buf).strip():
             out.append(Passage(play.play, play.genre, act, scene, speaker, "\n".join(buf).strip()))
 
     lines = play.text.split("\n")
     for k, line in enumerate(lines):
         prev_blank = k == 0 or not lines[k - 1].strip()
-        if (m := _ACT.match(line)) or (m2 := _SCENE.match(line)):
+        m_act, m_scene = _ACT.match(line), _SCENE.match(line)
+        if m_act or m_scene:
             flush()
             speaker, buf = None, []
-            if m:
-                act, scene = _roman(m.group(1)), 0
-            else:
-                scene = _roman(m2.group(1))
-        elif (prev_blank and (m := _SPEAKER.match(line)) and _is_speaker(m.group(1))
+            if m_act:
+                act, scene = _roman(m_act.group(1)), 0
+            elif m_scene:
+                scene = _roman(m_scene.group(1))
+        elif (prev_blank and (m_speaker := _SPEAKER.match(line)) and _is_speaker(m_speaker.group(1))
               and k + 1 < len(lines) and lines[k + 1].strip()):
             flush()
-            speaker, buf = m.group(1), []
+            speaker, buf = m_speaker.group(1), []
         elif speaker is not None:
             buf.append(line)
     flush()
