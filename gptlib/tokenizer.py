@@ -351,9 +351,10 @@ class BPETokenizer(BPETokenizer):  # continued: the exporter merges these method
                             "single_word": False, "special": True}
                    for s, i in sorted(self.special_tokens.items(), key=lambda kv: kv[1])}
         roles = {"bos_token": ENDOFTEXT, "eos_token": ENDOFTEXT, "unk_token": ENDOFTEXT}
-        config = {"tokenizer_class": "GPT2Tokenizer", **roles, "pad_token": None, "add_prefix_space": False,
-                  "add_bos_token": False, "clean_up_tokenization_spaces": False, "errors": "replace",
-                  "added_tokens_decoder": special}
+        config: dict[str, object] = {
+            "tokenizer_class": "GPT2Tokenizer", **roles, "pad_token": None, "add_prefix_space": False,
+            "add_bos_token": False, "clean_up_tokenization_spaces": False, "errors": "replace",
+            "added_tokens_decoder": special}
         if model_max_length is not None:
             config["model_max_length"] = model_max_length
         files = {"vocab.json": json.dumps(vocab, ensure_ascii=False, indent=0) + "\n",
