@@ -213,3 +213,17 @@ def test_more_special_tokens_round_trip(tmp_path):
     text = "ab<|pad|>aaab<|endoftext|> abab"
     assert hf(text)["input_ids"] == tok.encode(text, allowed_special="all")
     assert BPETokenizer.from_pretrained(d).special_tokens == tok.special_tokens == {ENDOFTEXT: 260, "<|pad|>": 261}
+
+
+def test_from_pretrained_refuses_files_it_cannot_represent(tmp_path):
+    tok = BPETokenizer().train("aaab aaab abab " * 20, 262)
+    d = tok.save_pretrained(tmp_path / "t")
+    vocab = json.loads((d / "vocab.json").read_text(encoding="utf-8"))
+    lines = (d / "merges.txt").read_text(encoding="utf-8").split("\n")
+    (d / "merges.txt").write_text("\n".join([lines[0], lines[2], lines[1], *lines[3:]]), encoding="utf-8")
+    with pytest.raises(ValueError, match="merge order"):             # ranks by line, ids by merge: they disagree
+        BPETokenizer.from_pretrained(d)
+    del vocab[bytes_to_unicode()[0]]
+    (d / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    with pytest.raises(ValueError, match="lacks byte tokens"):
+        BPETokenizer.from_pretrained(d)
