@@ -108,8 +108,9 @@ def rope_rotate(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0)
 class RotaryEmbedding(nn.Module):
     """RoPE as MultiHeadAttention's `rotary` hook: `q, k = rope(q, k)` on (B, nh, T, hs), positions offset..offset+T-1.
 
-    No parameters and no table: any length works. `block_size`, if given, is a limit you ask for (a clear error
-    past it); leave it None to run past the training context. `offset` shifts the positions (for a KV cache)."""
+    No parameters and no table, so no hard length limit (quality past the training length must be measured).
+    `block_size`, if given, is a limit you ask for (a clear error past it); leave it None to run past the
+    training context. `offset` shifts the positions (for a KV cache)."""
 
     def __init__(self, head_dim: int, block_size: int | None = None, base: float = 10000.0):
         super().__init__()
