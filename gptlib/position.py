@@ -73,6 +73,8 @@ def sinusoidal_table(T: int, d: int, base: float = 10000.0) -> torch.Tensor:
 class SinusoidalPositionalEncoding(nn.Module):
     """The fixed sin/cos table of "Attention Is All You Need", looked up like an embedding (no parameters)."""
 
+    pe: torch.Tensor  # (block_size, n_embd) buffer, registered in __init__ (declared for type checkers)
+
     def __init__(self, block_size: int, n_embd: int, base: float = 10000.0):
         super().__init__()
         self.block_size, self.n_embd, self.base = _positive_int(block_size, "block_size"), n_embd, base
@@ -162,6 +164,8 @@ def alibi_bias(slopes: torch.Tensor, T: int) -> torch.Tensor:
 
 class ALiBi(nn.Module):
     """Attention with Linear Biases: `attn_bias = alibi(T)` (n_head, T, T), added to the scores by MultiHeadAttention."""
+
+    slopes: torch.Tensor  # (n_head,) buffer, registered in __init__ (declared for type checkers)
 
     def __init__(self, n_head: int):
         super().__init__()
