@@ -38,7 +38,8 @@ Writing a check: the whole API
   modules with `module.to(c.device)`. A mask or arange built on the CPU fails with "build it on x.device".
 * `diagnose(got, mistakes, default)`: THE "which known mistake matches" helper, used by `equal` and `close`.
   `mistakes` maps a hint to the output that mistake produces on the same input (a value, or a zero-argument
-  callable computed only when the result is wrong); the first equal one names the mistake, else `default`.
+  callable computed only when the result is wrong; or the whole mapping as a zero-argument callable); the first
+  equal one names the mistake, else `default`.
 * `forbid(names, hint)`: a context manager in which the named torch functions (e.g. "layer_norm", "gelu",
   "scaled_dot_product_attention"; "*" = any torch function) raise, so a shortcut the exercise forbids fails
   with `hint`, however it was imported. It yields the set of torch function names called (to require one).
@@ -102,7 +103,10 @@ def diagnose(got: Any, mistakes: Optional[Mapping[str, Any]], default: str, *, a
     """The hint of the first known mistake whose output equals `got` (tensors: allclose; else ==), else `default`.
 
     `mistakes` maps hint -> output of that mistake on the same input, or a zero-argument callable returning it
-    (evaluated only here, i.e. only when the result is already known to be wrong)."""
+    (evaluated only here, i.e. only when the result is already known to be wrong). `mistakes` itself may be a
+    zero-argument callable returning that mapping."""
+    if callable(mistakes):
+        mistakes = mistakes()
     for hint, out in (mistakes or {}).items():
         if callable(out) and not isinstance(out, torch.Tensor):
             try:
