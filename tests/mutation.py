@@ -5,9 +5,12 @@ In tests/test_checks_chN.py:
     from mutation import Mutant, check_tests
     REFERENCES = {"check_merge": tokenizer.merge, ...}       # check name -> reference implementation
     MUTANTS = [Mutant("check_merge", "merges the pair twice", bad_merge, hint="overlapping"), ...]
-    test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch1, REFERENCES, MUTANTS)
+    (test_reference_passes, test_stub_fails, test_mutant_fails, test_crash_names_case,
+     test_success_line_stable) = check_tests(ch1, REFERENCES, MUTANTS)
 
 `hint` is a substring the failure message must contain: the check must name the likely mistake.
+Every check is also proven to name the running case when the learner's code crashes, and to print the same
+success line whatever the random seed (the notebooks' stored outputs must not change from run to run).
 """
 from __future__ import annotations
 
@@ -32,6 +35,10 @@ class Mutant:
 
 def stub(*args, **kwargs):
     raise NotImplementedError("student stub")
+
+
+def crasher(*args, **kwargs):
+    raise RuntimeError("boom inside the learner's code")
 
 
 def run(check: Callable, impl: Any) -> str:
@@ -62,4 +69,17 @@ def check_tests(module: ModuleType, references: dict[str, Any], mutants: list[Mu
         if m.hint:
             assert m.hint.lower() in str(e.value).lower(), f"hint should mention {m.hint!r}: {e.value}"
 
-    return test_reference_passes, test_stub_fails, test_mutant_fails
+    @pytest.mark.parametrize("name", checks)
+    def test_crash_names_case(name):
+        with pytest.raises(CheckFailed, match="your code raised RuntimeError while running .*boom"):
+            run(getattr(module, name), crasher)
+
+    @pytest.mark.parametrize("name", checks)
+    def test_success_line_stable(name, monkeypatch):
+        lines = set()
+        for seed in ("1", "2"):
+            monkeypatch.setenv("GPTLIB_CHECK_SEED", seed)
+            lines.add(run(getattr(module, name), references[name]))
+        assert len(lines) == 1 and "✔" in lines.pop()
+
+    return test_reference_passes, test_stub_fails, test_mutant_fails, test_crash_names_case, test_success_line_stable

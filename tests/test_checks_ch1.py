@@ -339,4 +339,5 @@ MUTANTS = [
     Mutant("check_make_windows", "keeps the tokens' dtype (int32/uint16)", windows_keep_dtype, hint="int64"),
 ]
 
-test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch1, REFERENCES, MUTANTS)
+(test_reference_passes, test_stub_fails, test_mutant_fails, test_crash_names_case,
+ test_success_line_stable) = check_tests(ch1, REFERENCES, MUTANTS)

@@ -208,4 +208,5 @@ MUTANTS = [
            hint="T_q=4 != T_k=7"),
 ]
 
-test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch2, REFERENCES, MUTANTS)
+(test_reference_passes, test_stub_fails, test_mutant_fails, test_crash_names_case,
+ test_success_line_stable) = check_tests(ch2, REFERENCES, MUTANTS)

@@ -221,4 +221,5 @@ MUTANTS = [
     Mutant("check_alibi_bias", "distances cached for 1024 positions", bias_cached_1024, hint="random T"),
 ]
 
-test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch3, REFERENCES, MUTANTS)
+(test_reference_passes, test_stub_fails, test_mutant_fails, test_crash_names_case,
+ test_success_line_stable) = check_tests(ch3, REFERENCES, MUTANTS)

@@ -229,7 +229,7 @@ class Checker:
             self._fail(case, f"dtype {got.dtype}, expected {dtype}: keep the dtype (no .double()/.float() on "
                              "the result; compute in the input's dtype or convert back with .to(x.dtype))"
                        if got.is_floating_point() and dtype.is_floating_point else
-                       f"dtype {got.dtype}, expected {dtype}")
+                       f"dtype {got.dtype}, expected {dtype}. {hint}")
         device = want.device if device is ... else device
         if device is not None and got.device.type != torch.device(device).type:
             self._fail(case, f"the result is on {got.device}, expected {device}: create new tensors on the "
