@@ -31,6 +31,8 @@ class Mutant:
     what: str                # the mistake this mutant makes
     impl: Any                # the mutated implementation (function or class)
     hint: str | None = None  # substring (case-insensitive) the failure message must contain
+    kind: str | None = None  # the escape class of issue 11 it proves closed: device, dtype, gradient, edge,
+    #                          shortcut, message (None: the original curated mutants)
 
 
 def stub(*args, **kwargs):

@@ -208,17 +208,19 @@ MUTANTS = [
     Mutant("check_alibi_bias", "heads use reversed slopes", bias_variant("heads_reversed"), hint="slopes[h]"),
     Mutant("check_alibi_bias", "negates slopes in place", bias_variant("in_place"), hint="in place"),
     # new (issue 11) — device
-    Mutant("check_rope_rotate", "frequencies built on the CPU", rope_cpu_theta, hint="build it on x.device"),
-    Mutant("check_alibi_bias", "arange built on the CPU", bias_cpu_arange, hint="build it on slopes.device"),
+    Mutant("check_rope_rotate", "frequencies built on the CPU", rope_cpu_theta, hint="build it on x.device",
+           kind="device"),
+    Mutant("check_alibi_bias", "arange built on the CPU", bias_cpu_arange, hint="build it on slopes.device",
+           kind="device"),
     # new — dtype
-    Mutant("check_rope_rotate", "float32 result for float64 x", rope_float32_out, hint="keep the dtype"),
-    Mutant("check_alibi_bias", "float64 bias", bias_float64, hint="dtype torch.float64"),
+    Mutant("check_rope_rotate", "float32 result for float64 x", rope_float32_out, hint="keep the dtype", kind="dtype"),
+    Mutant("check_alibi_bias", "float64 bias", bias_float64, hint="dtype torch.float64", kind="dtype"),
     # new — gradients
-    Mutant("check_rope_rotate", "rotation computed under no_grad", rope_no_grad, hint="no gradient"),
+    Mutant("check_rope_rotate", "rotation computed under no_grad", rope_no_grad, hint="no gradient", kind="gradient"),
     # new — sizes beyond a cached table
-    Mutant("check_rope_rotate", "cos/sin cached for 1024 positions", rope_cached_table, hint="random"),
-    Mutant("check_sinusoidal_table", "a 1024-row table sliced", table_cached_1024, hint="random"),
-    Mutant("check_alibi_bias", "distances cached for 1024 positions", bias_cached_1024, hint="random T"),
+    Mutant("check_rope_rotate", "cos/sin cached for 1024 positions", rope_cached_table, hint="random", kind="edge"),
+    Mutant("check_sinusoidal_table", "a 1024-row table sliced", table_cached_1024, hint="random", kind="edge"),
+    Mutant("check_alibi_bias", "distances cached for 1024 positions", bias_cached_1024, hint="random T", kind="edge"),
 ]
 
 (test_reference_passes, test_stub_fails, test_mutant_fails, test_crash_names_case,

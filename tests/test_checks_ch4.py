@@ -242,25 +242,27 @@ MUTANTS = [
     Mutant("check_count_params", "forgets the Linear biases", count_no_biases, hint="biases missing"),
     Mutant("check_count_params", "returns a float", count_float, hint="python int"),
     # new (issue 11) — shortcuts the text forbids
-    Mutant("check_layer_norm", "calls F.layer_norm", LNFused, hint="from scratch"),
-    Mutant("check_gelu_tanh", "calls F.gelu(approximate='tanh')", gelu_fused, hint="torch.tanh"),
-    Mutant("check_count_params", "builds the model on meta to count it", count_by_building, hint="config alone"),
+    Mutant("check_layer_norm", "calls F.layer_norm", LNFused, hint="from scratch", kind="shortcut"),
+    Mutant("check_gelu_tanh", "calls F.gelu(approximate='tanh')", gelu_fused, hint="torch.tanh", kind="shortcut"),
+    Mutant("check_count_params", "builds the model on meta to count it", count_by_building, hint="config alone",
+           kind="shortcut"),
     # new — gradients by value
-    Mutant("check_layer_norm", "mean and variance under no_grad", LNStatsNoGrad, hint="autograd graph"),
-    Mutant("check_block", "residual detached", BlockDetachedResidual, hint="residual paths"),
+    Mutant("check_layer_norm", "mean and variance under no_grad", LNStatsNoGrad, hint="autograd graph",
+           kind="gradient"),
+    Mutant("check_block", "residual detached", BlockDetachedResidual, hint="residual paths", kind="gradient"),
     # new — large-magnitude inputs
-    Mutant("check_layer_norm", "variance as E[x²] − E[x]²", LNNaiveVariance, hint="cancellation"),
-    Mutant("check_gelu_tanh", "tanh written with exp", gelu_tanh_via_exp, hint="overflows"),
+    Mutant("check_layer_norm", "variance as E[x²] − E[x]²", LNNaiveVariance, hint="cancellation", kind="edge"),
+    Mutant("check_gelu_tanh", "tanh written with exp", gelu_tanh_via_exp, hint="overflows", kind="edge"),
     # new — dtypes
-    Mutant("check_layer_norm", "computes and returns float32", LNFloat32, hint="keep the dtype"),
-    Mutant("check_gelu_tanh", "returns float64 for float32 x", gelu_float64, hint="keep the dtype"),
+    Mutant("check_layer_norm", "computes and returns float32", LNFloat32, hint="keep the dtype", kind="dtype"),
+    Mutant("check_gelu_tanh", "returns float64 for float32 x", gelu_float64, hint="keep the dtype", kind="dtype"),
     # new — device
     Mutant("check_layer_norm", "zeros for a missing bias built on the CPU", LNCpuZeroBias,
-           hint="build it on x.device"),
+           hint="build it on x.device", kind="device"),
     # new — dropout > 0 and eval()
-    Mutant("check_block", "its own F.dropout, active in eval()", BlockOwnDropout, hint="eval()"),
+    Mutant("check_block", "its own F.dropout, active in eval()", BlockOwnDropout, hint="eval()", kind="edge"),
     # new — messages
-    Mutant("check_gelu_tanh", "0.7979 for sqrt(2/pi)", gelu_rounded_constant, hint="rounded constant"),
+    Mutant("check_gelu_tanh", "0.7979 for sqrt(2/pi)", gelu_rounded_constant, hint="rounded constant", kind="message"),
 ]
 
 (test_reference_passes, test_stub_fails, test_mutant_fails, test_crash_names_case,

@@ -259,8 +259,8 @@ def check_merge_heads(fn) -> None:
                         "channels interleaved across heads? head h must land in channels h*hs..(h+1)*hs-1":
                             lambda: y.permute(0, 2, 3, 1).reshape(B, T, nh * hs)})
         x = _randn(2, 5, 12, seed=30)
-        c.close(c.call("merge_heads(split_heads(x, 3))", fn, _ref_split(x, 3)), x, "merge_heads(split_heads(x, 3)) == x",
-                "merge_heads must undo split_heads exactly")
+        case = "merge_heads(split_heads(x, 3)) == x"
+        c.close(c.call(case, fn, _ref_split(x, 3)), x, case, "merge_heads must undo split_heads exactly")
         y = c.to_device(_randn(2, 3, 5, 4, seed=31))
         case = f"y (2, 3, 5, 4) on device {c.device!r}"
         got = c.device_run(case, fn, y)

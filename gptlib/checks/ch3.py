@@ -82,8 +82,8 @@ def check_rope_rotate(fn) -> None:
             b = 10000.0 if base is None else base
             x = torch.randn(*shape, generator=g)
             args = (x, pos.clone()) if base is None else (x, pos.clone(), base)
-            case = (f"rope_rotate(x of shape {shape}, positions={pos.tolist()}{'' if base is None else f', base={base}'})"
-                    + (f" (random, seed {c.seed})" if last else ""))
+            case = (f"rope_rotate(x of shape {shape}, positions={pos.tolist()}"
+                    f"{'' if base is None else f', base={base}'})" + (f" (random, seed {c.seed})" if last else ""))
             got = c.call(case, fn, *args, inplace="x (or positions) was modified in place: build a new tensor instead")
             if isinstance(got, torch.Tensor) and got.shape == x.shape:  # a rotation keeps every vector's length
                 norm_ok = torch.allclose(got.detach().double().norm(dim=-1), x.double().norm(dim=-1), atol=1e-3)

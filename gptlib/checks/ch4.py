@@ -59,7 +59,7 @@ def check_layer_norm(LayerNorm: type) -> None:
     with checker("LayerNorm", LayerNorm) as c:
         g = torch.Generator().manual_seed(4)
 
-        def build(C, eps, bias, case):
+        def build(C, eps, bias):
             with forbid(_LN, _LN_HINT):
                 ln = c.call(f"LayerNorm({C}, eps={eps}, bias={bias})", LayerNorm, C, eps=eps, bias=bias)
             c.expect(tuple(ln.weight.shape) == (C,), f"LayerNorm({C}).weight",
@@ -77,24 +77,25 @@ def check_layer_norm(LayerNorm: type) -> None:
                  ((2, 4, 16), 1e-5, True, 1000.0)]                          # |mean| ≫ std: cancellation shows
         for shape, eps, bias, mean in cases:
             C = shape[-1]
-            ln = build(C, eps, bias, "")
+            ln = build(C, eps, bias)
             x = mean + 2.0 * torch.randn(*shape, generator=g)          # non-zero mean, non-unit variance
             case = f"x {tuple(shape)} (mean ≈ {mean:g}), eps={eps}, bias={bias}"
             with forbid(_LN, _LN_HINT):
                 got = c.call(case, ln, x, inplace="x was modified in place: compute new tensors instead of "
                                                   "x.sub_/x -= ...")
             want = F.layer_norm(x, (C,), ln.weight, ln.bias, eps)
-            c.close(got, want, case, "compare with (x - mean) / sqrt(var + eps) * weight + bias over the last dimension",
+            c.close(got, want, case,
+                    "compare with (x - mean) / sqrt(var + eps) * weight + bias over the last dimension",
                     atol=1e-5 if mean < 100 else 1e-3, mistakes=_ln_mistakes(x, ln.weight, ln.bias, eps))
         # float64 module and input: a float64 result
-        ln = build(6, 1e-5, True, "").double()
+        ln = build(6, 1e-5, True).double()
         x = torch.randn(3, 6, generator=g, dtype=torch.float64) + 1
         with forbid(_LN, _LN_HINT):
             got = c.call("float64 LayerNorm and x (3, 6)", ln, x)
         c.close(got, F.layer_norm(x, (6,), ln.weight, ln.bias, 1e-5), "float64 LayerNorm and x (3, 6)",
                 "compute in the input's dtype")
         # gradients by value, against F.layer_norm's (w.r.t. x, weight and bias)
-        ln = build(6, 1e-5, True, "")
+        ln = build(6, 1e-5, True)
         x0 = torch.randn(2, 3, 6, generator=g) * 2 + 1
         xg, xr = x0.clone().requires_grad_(), x0.clone().requires_grad_()
         wr, br = ln.weight.detach().clone().requires_grad_(), ln.bias.detach().clone().requires_grad_()
@@ -106,7 +107,7 @@ def check_layer_norm(LayerNorm: type) -> None:
                 ".item() around them")
         # another device: nothing may be built on the CPU
         for bias in (True, False):
-            ln = build(6, 1e-5, bias, "").to(c.device)
+            ln = build(6, 1e-5, bias).to(c.device)
             xm = torch.randn(2, 3, 6, device=c.device)
             case = f"LayerNorm(6, bias={bias}) and x on device {c.device!r}"
             with forbid(_LN, _LN_HINT):
