@@ -58,13 +58,16 @@ import random
 import re
 from contextlib import contextmanager
 from types import CodeType
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Union
 
 import torch
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["CheckFailed", "CheckError", "Forbidden", "Checker", "checker", "diagnose", "forbid", "close",
+__all__ = ["CheckFailed", "CheckError", "Forbidden", "Checker", "Mistakes", "checker", "diagnose", "forbid", "close",
            "unchanged"]
+
+# hint -> output of that mistake (a value, or a zero-argument callable computing it), or a callable returning that map
+Mistakes = Union[Mapping[str, Any], Callable[[], Mapping[str, Any]], None]
 
 _CHECKS_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -98,7 +101,7 @@ def _same(got: Any, want: Any, atol: float, rtol: float) -> bool:
         return False
 
 
-def diagnose(got: Any, mistakes: Optional[Mapping[str, Any]], default: str, *, atol: float = 1e-5,
+def diagnose(got: Any, mistakes: Mistakes, default: str, *, atol: float = 1e-5,
              rtol: float = 1e-4) -> str:
     """The hint of the first known mistake whose output equals `got` (tensors: allclose; else ==), else `default`.
 
@@ -149,7 +152,7 @@ def _show(v: Any, limit: int = 160) -> str:
 class _Calls(TorchFunctionMode):
     def __init__(self, forbidden: Mapping[str, str]):
         super().__init__()
-        self.forbidden, self.seen = dict(forbidden), set()
+        self.forbidden, self.seen = dict(forbidden), set[str]()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
@@ -185,7 +188,8 @@ def _seed() -> int:
 
 class Checker:
     def __init__(self, name: str, learner: tuple = (), device_from: str = "x"):
-        self.name, self.passed, self.case = name, 0, None
+        self.name, self.passed = name, 0
+        self.case: Optional[str] = None
         self.device_from = device_from
         self.device = "cuda" if torch.cuda.is_available() else "meta"
         self.seed = _seed()
@@ -208,7 +212,7 @@ class Checker:
         self.passed += 1
 
     def equal(self, got: Any, want: Any, case: str, hint: str,
-              mistakes: Optional[Mapping[str, Any]] = None) -> None:
+              mistakes: Mistakes = None) -> None:
         """Python values: got == want, else the hint of the matching mistake (or `hint`), with both values."""
         if not _same(got, want, 0.0, 0.0):
             why = diagnose(got, mistakes, hint)
@@ -216,7 +220,7 @@ class Checker:
         self.passed += 1
 
     def close(self, got: Any, want: torch.Tensor, case: str, hint: str,
-              atol: float = 1e-5, rtol: float = 1e-4, *, mistakes: Optional[Mapping[str, Any]] = None,
+              atol: float = 1e-5, rtol: float = 1e-4, *, mistakes: Mistakes = None,
               dtype: Any = ..., device: Any = ..., near: Optional[str] = None) -> None:
         """A tensor of want's shape, dtype and device, finite where want is, with values within tolerance."""
         if not isinstance(got, torch.Tensor):
@@ -331,8 +335,9 @@ def _learner_codes(objs: tuple) -> Optional[set[CodeType]]:
 
     def add(f: Any) -> None:
         for g in (f, getattr(f, "__func__", None), getattr(f, "fget", None), getattr(f, "func", None)):
-            if hasattr(g, "__code__"):
-                codes.add(g.__code__)
+            code = getattr(g, "__code__", None)
+            if isinstance(code, CodeType):
+                codes.add(code)
 
     for o in objs:
         if isinstance(o, type):

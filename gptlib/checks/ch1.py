@@ -161,7 +161,8 @@ def _random_merges(rng) -> tuple[list[int], dict]:
     for _ in range(500):
         alphabet = rng.sample(range(256), 3)
         corpus = [rng.choice(alphabet) for _ in range(rng.randint(8, 14))]
-        seq, learned, new_id = list(corpus), [], rng.randrange(256, 40000)
+        seq, new_id = list(corpus), rng.randrange(256, 40000)
+        learned: list[tuple[tuple[int, int], int]] = []
         for _ in range(rng.randint(3, 6)):
             if len(seq) < 2:
                 break

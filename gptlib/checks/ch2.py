@@ -9,6 +9,7 @@ name the likely one.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -151,7 +152,7 @@ def check_attention(fn) -> None:
         rB, rh, rTq, rTk, rd, rdv = (c.rng.randint(1, 3), c.rng.randint(1, 4), c.rng.randint(2, 40),
                                      c.rng.randint(2, 40), c.rng.randint(2, 16), c.rng.randint(1, 9))
         rq, rk, rv = (torch.randn(rB, rh, t, d, generator=g) for t, d in ((rTq, rd), (rTk, rd), (rTk, rdv)))
-        cases = [
+        cases: list[tuple[str, tuple[torch.Tensor, ...], dict[str, Any]]] = [
             ("B=2, nh=3, T=5, hs=4, d_v=6", (q, k, v), {}),
             ("T_q=4 != T_k=7", (q[..., :4, :], k7, v7), {}),
             ("is_causal=True", (q, k, v), {"is_causal": True}),
@@ -407,7 +408,8 @@ def check_multi_head_attention(cls) -> None:
         for fused in (False, True):
             case = f"fused={fused}"
             mf, _ = build(12, 3, case, fused=fused)
-            for hooks in ({}, {"attn_bias": bias}):
+            hook_sets: tuple[dict[str, Any], ...] = ({}, {"attn_bias": bias})
+            for hooks in hook_sets:
                 label = f"{case}{', attn_bias' if hooks else ''}"
                 with torch.no_grad(), forbid(_SDPA if not fused else (),
                                              "fused=False must use your from-scratch attention, not torch's "
@@ -440,7 +442,8 @@ def check_multi_head_attention(cls) -> None:
             mm, rm = mm.to(c.device), rm.to(c.device)
             T = c.rng.randint(1025, 2100)
             xm = torch.randn(1, T, 12, device=c.device)
-            for hooks in ({}, {"attn_bias": torch.randn(3, T, T, device=c.device)}):
+            device_hooks: tuple[dict[str, Any], ...] = ({}, {"attn_bias": torch.randn(3, T, T, device=c.device)})
+            for hooks in device_hooks:
                 case = (f"x (1, {T}, 12) on device {c.device!r}, fused={fused}{', attn_bias' if hooks else ''} "
                         f"(random T, seed {c.seed})")
                 with torch.no_grad():

@@ -9,7 +9,7 @@ the exercise forbids (F.layer_norm, F.gelu, building the model to count it) rais
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -265,7 +265,7 @@ def check_count_params(count_params: Callable) -> None:
     from gptlib.model import GPT, GPTConfig
 
     with checker("count_params", count_params) as c:
-        small = dict(vocab_size=101, block_size=32, n_layer=3, n_head=3, n_embd=48)
+        small: dict[str, Any] = dict(vocab_size=101, block_size=32, n_layer=3, n_head=3, n_embd=48)
         configs = [GPTConfig.preset("gpt2"), GPTConfig(**small), GPTConfig(**small, tie_weights=False),
                    GPTConfig(**small, bias=False), GPTConfig(**small, position="sinusoidal"),
                    GPTConfig(**small, position="rope"), GPTConfig(**small, position="alibi", bias=False,
