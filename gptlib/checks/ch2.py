@@ -199,7 +199,7 @@ def check_attention(fn) -> None:
             with forbid(_SDPA, shortcut):
                 got = c.device_run(case, fn, *args, **kw)
             if got is not None:
-                c.close(got, _ref_sdpa(*args, **kw), case, generic)
+                c.like(got, _ref_sdpa(*args, **kw), case, generic)
         # dropout: with v = identity the output IS the (dropped) weight matrix
         eye = torch.eye(T).expand(B, nh, T, T)
         w = F.scaled_dot_product_attention(q, k, eye)
@@ -241,7 +241,7 @@ def check_split_heads(fn) -> None:
         case = f"x (2, 5, 12) on device {c.device!r}, n_head=3"
         got = c.device_run(case, fn, x, 3)
         if got is not None:
-            c.close(got, _ref_split(x, 3), case, "keep the input's device")
+            c.like(got, _ref_split(x, 3), case, "keep the input's device")
 
 
 def check_merge_heads(fn) -> None:
@@ -266,7 +266,7 @@ def check_merge_heads(fn) -> None:
         case = f"y (2, 3, 5, 4) on device {c.device!r}"
         got = c.device_run(case, fn, y)
         if got is not None:
-            c.close(got, _ref_merge(y), case, "keep the input's device")
+            c.like(got, _ref_merge(y), case, "keep the input's device")
 
 
 # ------------------------------------------------------------------------------------------- MultiHeadAttention
@@ -421,6 +421,8 @@ def check_multi_head_attention(cls) -> None:
                              "fused=True must call torch's F.scaled_dot_product_attention (self.fused ignored?)")
         # dropout: only in training mode, on the attention weights AND on the output (resid_dropout)
         md, _ = build(12, 3, "dropout=0.5", dropout=0.5)
+        c.expect(all(isinstance(getattr(md, n, None), torch.nn.Dropout) for n in ("attn_dropout", "resid_dropout")),
+                 "MultiHeadAttention(12, 3, dropout=0.5)", "keep the given submodules attn_dropout and resid_dropout")
         with torch.no_grad():
             c.close(c.call("dropout=0.5 in eval()", md, x), ref(x), "dropout=0.5 in eval()",
                     "in eval() mode there is no dropout: pass dropout_p=self.attn_dropout.p only if self.training")
@@ -449,4 +451,4 @@ def check_multi_head_attention(cls) -> None:
                 with torch.no_grad():
                     got = c.device_run(case, mm, xm, **hooks)
                     if got is not None:
-                        c.close(got, rm(xm, **hooks), case, generic)
+                        c.like(got, rm(xm, **hooks), case, generic)

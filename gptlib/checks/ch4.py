@@ -62,9 +62,10 @@ def check_layer_norm(LayerNorm: type) -> None:
         def build(C, eps, bias):
             with forbid(_LN, _LN_HINT):
                 ln = c.call(f"LayerNorm({C}, eps={eps}, bias={bias})", LayerNorm, C, eps=eps, bias=bias)
-            c.expect(tuple(ln.weight.shape) == (C,), f"LayerNorm({C}).weight",
-                     f"weight must have shape ({C},), got {tuple(ln.weight.shape)}")
-            c.expect((ln.bias is None) == (not bias), f"LayerNorm({C}, bias={bias}).bias",
+            w = getattr(ln, "weight", None)
+            c.expect(isinstance(w, torch.nn.Parameter) and tuple(w.shape) == (C,), f"LayerNorm({C}).weight",
+                     f"self.weight must be a ({C},) Parameter, got {w if w is None else tuple(w.shape)}")
+            c.expect(hasattr(ln, "bias") and (ln.bias is None) == (not bias), f"LayerNorm({C}, bias={bias}).bias",
                      "self.bias must be a (C,) Parameter when bias=True and None when bias=False")
             with torch.no_grad():
                 ln.weight.copy_(1.0 + 0.5 * torch.randn(C, generator=g))
@@ -113,7 +114,7 @@ def check_layer_norm(LayerNorm: type) -> None:
             with forbid(_LN, _LN_HINT):
                 got = c.device_run(case, ln, xm)
             if got is not None:
-                c.close(got, F.layer_norm(xm, (6,), ln.weight, ln.bias, 1e-5), case, "wrong result")
+                c.like(got, F.layer_norm(xm, (6,), ln.weight, ln.bias, 1e-5), case, "wrong result")
 
 
 # ----------------------------------------------------------------------------------------------- GELU
@@ -162,7 +163,7 @@ def check_gelu_tanh(gelu_tanh: Callable) -> None:
         with forbid(("gelu",), shortcut):
             got = c.device_run(case, gelu_tanh, xm)
         if got is not None:
-            c.close(got, F.gelu(xm, approximate="tanh"), case, "wrong result")
+            c.like(got, F.gelu(xm, approximate="tanh"), case, "wrong result")
 
 
 # ----------------------------------------------------------------------------------------------- Block
@@ -255,7 +256,7 @@ def check_block(Block: type) -> None:
             with torch.no_grad():
                 got = c.device_run(case, lambda t: blk_m(t, **hooks), xm)
                 if got is not None:
-                    c.close(got, ref_m(xm, **hooks), case, "wrong result")
+                    c.like(got, ref_m(xm, **hooks), case, "wrong result")
 
 
 # ----------------------------------------------------------------------------------------------- counting
