@@ -5,12 +5,14 @@ In tests/test_checks_chN.py:
     from mutation import Mutant, check_tests
     REFERENCES = {"check_merge": tokenizer.merge, ...}       # check name -> reference implementation
     MUTANTS = [Mutant("check_merge", "merges the pair twice", bad_merge, hint="overlapping"), ...]
-    (test_reference_passes, test_stub_fails, test_mutant_fails, test_crash_names_case,
-     test_success_line_stable) = check_tests(ch1, REFERENCES, MUTANTS)
+    test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch1, REFERENCES, MUTANTS)
+    test_crash_names_case, test_success_line_stable = robustness_tests(ch1, REFERENCES)
 
 `hint` is a substring the failure message must contain: the check must name the likely mistake.
-Every check is also proven to name the running case when the learner's code crashes, and to print the same
-success line whatever the random seed (the notebooks' stored outputs must not change from run to run).
+`robustness_tests` proves that every check names the running case when the learner's code crashes (run the
+learner's code through `c.call(case, fn, ...)`), and prints the same success line whatever the random seed
+(the notebooks' stored outputs must not change from run to run). tests/test_mutant_count.py requires both in
+every tests/test_checks_chN.py.
 """
 from __future__ import annotations
 
@@ -71,6 +73,12 @@ def check_tests(module: ModuleType, references: dict[str, Any], mutants: list[Mu
         if m.hint:
             assert m.hint.lower() in str(e.value).lower(), f"hint should mention {m.hint!r}: {e.value}"
 
+    return test_reference_passes, test_stub_fails, test_mutant_fails
+
+
+def robustness_tests(module: ModuleType, references: dict[str, Any]):
+    checks = sorted(n for n in dir(module) if n.startswith("check_"))
+
     @pytest.mark.parametrize("name", checks)
     def test_crash_names_case(name):
         with pytest.raises(CheckFailed, match="your code raised RuntimeError while running .*boom"):
@@ -84,4 +92,4 @@ def check_tests(module: ModuleType, references: dict[str, Any], mutants: list[Mu
             lines.add(run(getattr(module, name), references[name]))
         assert len(lines) == 1 and "✔" in lines.pop()
 
-    return test_reference_passes, test_stub_fails, test_mutant_fails, test_crash_names_case, test_success_line_stable
+    return test_crash_names_case, test_success_line_stable

@@ -3,7 +3,7 @@ import codecs
 import math
 
 import torch
-from mutation import Mutant, check_tests
+from mutation import Mutant, check_tests, robustness_tests
 
 from gptlib import data, tokenizer
 from gptlib.checks import ch1
@@ -343,5 +343,5 @@ MUTANTS = [
            kind="dtype"),
 ]
 
-(test_reference_passes, test_stub_fails, test_mutant_fails, test_crash_names_case,
- test_success_line_stable) = check_tests(ch1, REFERENCES, MUTANTS)
+test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch1, REFERENCES, MUTANTS)
+test_crash_names_case, test_success_line_stable = robustness_tests(ch1, REFERENCES)

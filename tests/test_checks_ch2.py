@@ -3,7 +3,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from mutation import Mutant, check_tests
+from mutation import Mutant, check_tests, robustness_tests
 
 from gptlib import attention
 from gptlib.checks import ch2
@@ -214,5 +214,5 @@ MUTANTS = [
            hint="T_q=4 != T_k=7", kind="message"),
 ]
 
-(test_reference_passes, test_stub_fails, test_mutant_fails, test_crash_names_case,
- test_success_line_stable) = check_tests(ch2, REFERENCES, MUTANTS)
+test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch2, REFERENCES, MUTANTS)
+test_crash_names_case, test_success_line_stable = robustness_tests(ch2, REFERENCES)

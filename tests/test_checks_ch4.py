@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from gptlib import model as M
 from gptlib.checks import ch4
-from mutation import Mutant, check_tests
+from mutation import Mutant, check_tests, robustness_tests
 
 
 # --------------------------------------------------------------------------------------------- LayerNorm
@@ -265,5 +265,5 @@ MUTANTS = [
     Mutant("check_gelu_tanh", "0.7979 for sqrt(2/pi)", gelu_rounded_constant, hint="rounded constant", kind="message"),
 ]
 
-(test_reference_passes, test_stub_fails, test_mutant_fails, test_crash_names_case,
- test_success_line_stable) = check_tests(ch4, REFERENCES, MUTANTS)
+test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch4, REFERENCES, MUTANTS)
+test_crash_names_case, test_success_line_stable = robustness_tests(ch4, REFERENCES)

@@ -22,3 +22,12 @@ def test_every_escape_class_has_its_own_mutants():
     kinds = Counter(m.kind for ms in _mutants().values() for m in ms if m.kind is not None)
     assert set(kinds) <= set(KINDS), kinds
     assert all(kinds[k] >= 5 for k in KINDS), kinds
+
+
+def test_every_chapter_proves_crash_messages_and_stable_success_lines():
+    """A crash in the learner's code names the running case; the success line does not depend on the seed."""
+    for name in _mutants():
+        mod = importlib.import_module(name)
+        missing = [t for t in ("test_crash_names_case", "test_success_line_stable") if not hasattr(mod, t)]
+        assert not missing, (f"tests/{name}.py lacks {missing}: add `test_crash_names_case, "
+                             f"test_success_line_stable = robustness_tests(chN, REFERENCES)` (from mutation)")

@@ -158,7 +158,7 @@ def _dict_order(ids, merges):
 def _random_merges(rng) -> tuple[list[int], dict]:
     """Random ids and merges (learned in a random order, listed in a shuffled order) on which the lowest-rank-first
     result differs from leftmost-first, highest-rank-first and dict-order results."""
-    for _ in range(500):
+    for _ in range(2000):
         alphabet = rng.sample(range(256), 3)
         corpus = [rng.choice(alphabet) for _ in range(rng.randint(8, 14))]
         seq, new_id = list(corpus), rng.randrange(256, 40000)
