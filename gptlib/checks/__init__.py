@@ -50,6 +50,17 @@ Writing a check: the whole API
 
 A crash in the learner's code fails as `CheckFailed` naming the case; a crash that happens in the check itself
 (no frame of the learner's objects in the traceback) raises `CheckError`, saying it is not the learner's bug.
+So validate what the learner returns (type, attributes) with `c.expect` before using it in the check.
+
+What every check should cover (the escape classes of issue 11): a run on `c.device` (masks, aranges, angles
+built on the CPU), dtypes of outputs (and integer ids in int32/uint16 where the spec says ids), gradients by
+value (`c.grads`), the edge cases the spec implies (random sizes beyond any cached table, large magnitudes,
+empty inputs, fully masked rows, dropout > 0 in train() and eval()), `forbid` for any shortcut the text
+forbids, and `mistakes` so that each known mistake gets its own hint.
+
+Proving a check (tests/test_checks_chN.py, harness in tests/mutation.py): `check_tests(chN, REFERENCES,
+MUTANTS)` (reference passes, stub fails, each `Mutant(check, what, impl, hint=..., kind=...)` fails with its
+hint) and `robustness_tests(chN, REFERENCES)` (a crash names its case; the success line is seed-independent).
 """
 from __future__ import annotations
 
