@@ -8,7 +8,6 @@ the exercise forbids (F.layer_norm, F.gelu, building the model to count it) rais
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import torch
