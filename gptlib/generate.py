@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import codecs
 import math
-from typing import Iterator, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +30,7 @@ def _is_int(x) -> bool:
 def _eos_list(eos_token_id: EosIds, vocab_size: Optional[int]) -> Optional[list[int]]:
     if eos_token_id is None:
         return None
-    ids = [eos_token_id] if _is_int(eos_token_id) else list(eos_token_id)
+    ids: list[int] = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
     if not ids or not all(_is_int(i) for i in ids):
         raise TypeError(f"eos_token_id must be an int or a list of ints (e.g. tokenizer.eot_token), got {eos_token_id!r}")
     bad = [i for i in ids if i < 0 or (vocab_size is not None and i >= vocab_size)]
@@ -38,6 +38,61 @@ def _eos_list(eos_token_id: EosIds, vocab_size: Optional[int]) -> Optional[list[
         raise ValueError(f"eos_token_id {bad[0]} is not a token of this model (ids 0..{vocab_size - 1 if vocab_size else '?'}); "
                          "did you take it from a different tokenizer?")
     return ids
+
+
+def apply_repetition_penalty(scores: torch.Tensor, input_ids: torch.Tensor, penalty: float,
+                             ignore_prefix: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """CTRL's penalty on every token already in input_ids (B, T): a score s becomes s / penalty if s > 0, else
+    s * penalty (both make the token less likely when penalty > 1). scores (B, V) -> (B, V), a new tensor.
+    ignore_prefix (B,): per row, how many leading positions (left padding) do not count."""
+    V = scores.size(-1)
+    if ignore_prefix is not None:
+        pos = torch.arange(input_ids.size(1), device=input_ids.device)
+        input_ids = input_ids.masked_fill(pos[None, :] < ignore_prefix[:, None], V)   # -> a spare column
+    padded = F.pad(scores, (0, 1))                                   # (B, V + 1): the spare column V
+    s = padded.gather(1, input_ids)                                  # (B, T) the scores of the seen tokens
+    s = torch.where(s < 0, s * penalty, s / penalty)
+    return padded.scatter(1, input_ids, s)[:, :V]
+
+
+def apply_temperature(scores: torch.Tensor, temperature: float) -> torch.Tensor:
+    """softmax(scores / t): t < 1 sharpens the distribution, t > 1 flattens it."""
+    return scores / temperature
+
+
+def top_k_filter(scores: torch.Tensor, top_k: int, min_tokens_to_keep: int = 1) -> torch.Tensor:
+    """Keep the scores of the top_k best tokens (and every token tied with the k-th), -inf elsewhere."""
+    k = min(max(top_k, min_tokens_to_keep), scores.size(-1))
+    kth = torch.topk(scores, k)[0][..., -1, None]                    # (B, 1) the k-th best score
+    return scores.masked_fill(scores < kth, float("-inf"))
+
+
+def top_p_filter(scores: torch.Tensor, top_p: float, min_tokens_to_keep: int = 1) -> torch.Tensor:
+    """Nucleus filtering: keep the smallest set of most likely tokens whose probability reaches top_p (always at
+    least min_tokens_to_keep), -inf elsewhere. scores (B, V) -> (B, V), a new tensor."""
+    sorted_scores, order = torch.sort(scores, descending=False)           # least likely first
+    cum = sorted_scores.softmax(dim=-1).cumsum(dim=-1)                     # mass of this token and all less likely
+    remove = cum <= (1 - top_p)                                            # the tail holding at most 1 - top_p
+    remove[..., -min_tokens_to_keep:] = False                              # the most likely always stay
+    remove = remove.scatter(1, order, remove)                              # back to vocabulary order
+    return scores.masked_fill(remove, float("-inf"))
+
+
+def process_logits(scores: torch.Tensor, input_ids: torch.Tensor, *, do_sample: bool = False,
+                   temperature: float = 1.0, top_k: Optional[int] = None, top_p: Optional[float] = None,
+                   repetition_penalty: float = 1.0, ignore_prefix: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The next-token scores (B, V) after transformers' processors, in transformers' order: the repetition penalty
+    always; temperature, top-k and top-p only when sampling (greedy and beam search ignore them)."""
+    if repetition_penalty != 1.0:
+        scores = apply_repetition_penalty(scores, input_ids, repetition_penalty, ignore_prefix)
+    if do_sample:
+        if temperature != 1.0:
+            scores = apply_temperature(scores, temperature)
+        if top_k is not None:
+            scores = top_k_filter(scores, top_k)
+        if top_p is not None and top_p < 1.0:
+            scores = top_p_filter(scores, top_p)
+    return scores
 
 
 def _check_generate_args(model, idx, max_new_tokens, *, do_sample, temperature, top_k, top_p, repetition_penalty,
@@ -99,134 +154,9 @@ def _check_generate_args(model, idx, max_new_tokens, *, do_sample, temperature, 
                              "from the last position, so pad prompts on the left")
 
 
-def apply_repetition_penalty(scores: torch.Tensor, input_ids: torch.Tensor, penalty: float,
-                             ignore_prefix: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """CTRL's penalty on every token already in input_ids (B, T): a score s becomes s / penalty if s > 0, else
-    s * penalty (both make the token less likely when penalty > 1). scores (B, V) -> (B, V), a new tensor.
-    ignore_prefix (B,): per row, how many leading positions (left padding) do not count."""
-    V = scores.size(-1)
-    if ignore_prefix is not None:
-        pos = torch.arange(input_ids.size(1), device=input_ids.device)
-        input_ids = input_ids.masked_fill(pos[None, :] < ignore_prefix[:, None], V)   # -> a spare column
-    padded = F.pad(scores, (0, 1))                                   # (B, V + 1): the spare column V
-    s = padded.gather(1, input_ids)                                  # (B, T) the scores of the seen tokens
-    s = torch.where(s < 0, s * penalty, s / penalty)
-    return padded.scatter(1, input_ids, s)[:, :V]
-
-
-def apply_temperature(scores: torch.Tensor, temperature: float) -> torch.Tensor:
-    """softmax(scores / t): t < 1 sharpens the distribution, t > 1 flattens it."""
-    return scores / temperature
-
-
-def top_k_filter(scores: torch.Tensor, top_k: int, min_tokens_to_keep: int = 1) -> torch.Tensor:
-    """Keep the scores of the top_k best tokens (and every token tied with the k-th), -inf elsewhere."""
-    k = min(max(top_k, min_tokens_to_keep), scores.size(-1))
-    kth = torch.topk(scores, k)[0][..., -1, None]                    # (B, 1) the k-th best score
-    return scores.masked_fill(scores < kth, float("-inf"))
-
-
-def top_p_filter(scores: torch.Tensor, top_p: float, min_tokens_to_keep: int = 1) -> torch.Tensor:
-    """Nucleus filtering: keep the smallest set of most likely tokens whose probability reaches top_p (always at
-    least min_tokens_to_keep), -inf elsewhere. scores (B, V) -> (B, V), a new tensor."""
-    sorted_scores, order = torch.sort(scores, descending=False)           # least likely first
-    cum = sorted_scores.softmax(dim=-1).cumsum(dim=-1)                     # mass of this token and all less likely
-    remove = cum <= (1 - top_p)                                            # the tail holding at most 1 - top_p
-    remove[..., -min_tokens_to_keep:] = False                              # the most likely always stay
-    remove = remove.scatter(1, order, remove)                              # back to vocabulary order
-    return scores.masked_fill(remove, float("-inf"))
-
-
-def process_logits(scores: torch.Tensor, input_ids: torch.Tensor, *, do_sample: bool = False,
-                   temperature: float = 1.0, top_k: Optional[int] = None, top_p: Optional[float] = None,
-                   repetition_penalty: float = 1.0, ignore_prefix: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """The next-token scores (B, V) after transformers' processors, in transformers' order: the repetition penalty
-    always; temperature, top-k and top-p only when sampling (greedy and beam search ignore them)."""
-    if repetition_penalty != 1.0:
-        scores = apply_repetition_penalty(scores, input_ids, repetition_penalty, ignore_prefix)
-    if do_sample:
-        if temperature != 1.0:
-            scores = apply_temperature(scores, temperature)
-        if top_k is not None:
-            scores = top_k_filter(scores, top_k)
-        if top_p is not None and top_p < 1.0:
-            scores = top_p_filter(scores, top_p)
-    return scores
-
-
-class LayerKVCache:
-    """One attention layer's past keys and values, in buffers (B, n_head, max_len, head_dim) allocated once.
-
-    `length` positions are filled. MultiHeadAttention calls `k_all, v_all = cache.update(k, v)` with the new
-    positions' keys and values (B, n_head, T_new, head_dim) and attends with everything returned."""
-
-    def __init__(self, batch_size: int, n_head: int, head_dim: int, max_len: int, *,
-                 dtype: torch.dtype = torch.float32, device=None):
-        self.k = torch.zeros(batch_size, n_head, max_len, head_dim, dtype=dtype, device=device)
-        self.v = torch.zeros(batch_size, n_head, max_len, head_dim, dtype=dtype, device=device)
-        self.length = 0
-
-    @property
-    def max_len(self) -> int:
-        return self.k.size(2)
-
-    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append k, v (B, nh, T_new, hs) after the `length` cached positions; return all keys and values so far,
-        (B, nh, length + T_new, hs) each."""
-        start, end = self.length, self.length + k.size(2)
-        if end > self.max_len:
-            raise ValueError(f"the KV cache holds {self.max_len} positions and {start} are used: {k.size(2)} more "
-                             "do not fit; allocate the cache for prompt + max_new_tokens positions")
-        self.k[:, :, start:end] = k
-        self.v[:, :, start:end] = v
-        self.length = end
-        return self.k[:, :, :end], self.v[:, :, :end]
-
-
-class KVCache:
-    """The KV cache of a whole GPT: one LayerKVCache per block. Pass it as `model(idx, cache=cache)`: idx then
-    holds only the tokens after the `cache.length` cached ones, and the cache grows by idx's length."""
-
-    def __init__(self, config: GPTConfig, batch_size: int, max_len: int, *, dtype: torch.dtype = torch.float32,
-                 device=None, layer_cls=LayerKVCache):
-        if not _is_int(max_len) or not 1 <= max_len <= config.block_size:
-            raise ValueError(f"max_len={max_len!r} must be between 1 and the context block_size={config.block_size}")
-        self.layers = [layer_cls(batch_size, config.n_head, config.head_dim, max_len, dtype=dtype, device=device)
-                       for _ in range(config.n_layer)]
-
-    @classmethod
-    def for_model(cls, model, batch_size: int, max_len: int) -> "KVCache":
-        p = model.lm_head.weight
-        return cls(model.config, batch_size, max_len, dtype=p.dtype, device=p.device)
-
-    def __getitem__(self, i: int) -> LayerKVCache:
-        return self.layers[i]
-
-    def __len__(self) -> int:
-        return len(self.layers)
-
-    @property
-    def length(self) -> int:
-        return self.layers[0].length
-
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep rows `index` (beam search: each surviving beam continues from its parent's cache)."""
-        for layer in self.layers:
-            layer.k, layer.v = layer.k.index_select(0, index), layer.v.index_select(0, index)
-
-    def nbytes(self) -> int:
-        """Bytes held by the buffers (allocated for max_len positions)."""
-        return sum(t.numel() * t.element_size() for layer in self.layers for t in (layer.k, layer.v))
-
-
-def kv_cache_bytes(config: GPTConfig, batch_size: int, length: int, bytes_per_value: int = 4) -> int:
-    """2 (keys and values) x n_layer x batch x length x n_embd (= n_head x head_dim) values."""
-    return 2 * config.n_layer * batch_size * length * config.n_embd * bytes_per_value
-
-
 def _next_logits(model, ids: torch.Tensor, cache: Optional[KVCache], attention_mask: Optional[torch.Tensor]):
     """The float32 logits (B, V) of the last position (the LM head runs on that position only)."""
-    kw = {}
+    kw: dict[str, Any] = {}
     if cache is not None:
         kw["cache"] = cache
     if attention_mask is not None:
@@ -309,6 +239,76 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, *, do_sample: bool =
         return torch.cat([idx, torch.stack(new, dim=1)], dim=1)
     finally:
         model.train(was_training)
+
+
+class LayerKVCache:
+    """One attention layer's past keys and values, in buffers (B, n_head, max_len, head_dim) allocated once.
+
+    `length` positions are filled. MultiHeadAttention calls `k_all, v_all = cache.update(k, v)` with the new
+    positions' keys and values (B, n_head, T_new, head_dim) and attends with everything returned."""
+
+    def __init__(self, batch_size: int, n_head: int, head_dim: int, max_len: int, *,
+                 dtype: torch.dtype = torch.float32, device=None):
+        self.k = torch.zeros(batch_size, n_head, max_len, head_dim, dtype=dtype, device=device)
+        self.v = torch.zeros(batch_size, n_head, max_len, head_dim, dtype=dtype, device=device)
+        self.length = 0
+
+    @property
+    def max_len(self) -> int:
+        return self.k.size(2)
+
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append k, v (B, nh, T_new, hs) after the `length` cached positions; return all keys and values so far,
+        (B, nh, length + T_new, hs) each."""
+        start, end = self.length, self.length + k.size(2)
+        if end > self.max_len:
+            raise ValueError(f"the KV cache holds {self.max_len} positions and {start} are used: {k.size(2)} more "
+                             "do not fit; allocate the cache for prompt + max_new_tokens positions")
+        self.k[:, :, start:end] = k
+        self.v[:, :, start:end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+
+class KVCache:
+    """The KV cache of a whole GPT: one LayerKVCache per block. Pass it as `model(idx, cache=cache)`: idx then
+    holds only the tokens after the `cache.length` cached ones, and the cache grows by idx's length."""
+
+    def __init__(self, config: GPTConfig, batch_size: int, max_len: int, *, dtype: torch.dtype = torch.float32,
+                 device=None, layer_cls=LayerKVCache):
+        if not _is_int(max_len) or not 1 <= max_len <= config.block_size:
+            raise ValueError(f"max_len={max_len!r} must be between 1 and the context block_size={config.block_size}")
+        self.layers = [layer_cls(batch_size, config.n_head, config.head_dim, max_len, dtype=dtype, device=device)
+                       for _ in range(config.n_layer)]
+
+    @classmethod
+    def for_model(cls, model, batch_size: int, max_len: int) -> "KVCache":
+        p = model.lm_head.weight
+        return cls(model.config, batch_size, max_len, dtype=p.dtype, device=p.device)
+
+    def __getitem__(self, i: int) -> LayerKVCache:
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].length
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep rows `index` (beam search: each surviving beam continues from its parent's cache)."""
+        for layer in self.layers:
+            layer.k, layer.v = layer.k.index_select(0, index), layer.v.index_select(0, index)
+
+    def nbytes(self) -> int:
+        """Bytes held by the buffers (allocated for max_len positions)."""
+        return sum(t.numel() * t.element_size() for layer in self.layers for t in (layer.k, layer.v))
+
+
+def kv_cache_bytes(config: GPTConfig, batch_size: int, length: int, bytes_per_value: int = 4) -> int:
+    """2 (keys and values) x n_layer x batch x length x n_embd (= n_head x head_dim) values."""
+    return 2 * config.n_layer * batch_size * length * config.n_embd * bytes_per_value
 
 
 def beam_candidates(beam_scores: torch.Tensor, log_probs: torch.Tensor,
@@ -447,7 +447,7 @@ def stream(model, tokenizer, prompt, max_new_tokens: int, *, stop: Union[str, Se
         raise ValueError("stream() follows one prompt token by token: beam search (num_beams > 1) and batches "
                          "(attention_mask) need generate()")
     idx = torch.tensor([_prompt_ids(tokenizer, prompt)], dtype=torch.long, device=model.lm_head.weight.device)
-    opts = dict(do_sample=False, temperature=1.0, top_k=None, top_p=None, repetition_penalty=1.0, use_cache=True,
+    opts: dict[str, Any] = dict(do_sample=False, temperature=1.0, top_k=None, top_p=None, repetition_penalty=1.0, use_cache=True,
                 generator=None)
     unknown = set(kwargs) - set(opts) - {"num_beams"}
     if unknown:
@@ -480,7 +480,7 @@ def stream(model, tokenizer, prompt, max_new_tokens: int, *, stop: Union[str, Se
 
 
 def text(model, tokenizer, prompt, max_new_tokens: int = 100, *, stop: Union[str, Sequence[str], None] = None,
-         eos_token_id: EosIds = "default", **kwargs) -> str:
+         eos_token_id: Union[EosIds, str] = "default", **kwargs) -> str:
     """The completion of `prompt` (text or ids) as a string, for either tokenizer (the course's BPETokenizer or
     GPT-2's tiktoken encoding). eos_token_id defaults to the tokenizer's end-of-text token when the model
     knows it; stop strings end the text (excluded). kwargs: generate's options, beam search included."""
