@@ -156,8 +156,7 @@ class MultiHeadAttention(nn.Module):
         mask = None
         if attn_bias is not None or (past and T > 1):                      # bias + causal mask as one float mask
             blocked = ~causal_mask(past + T, device=x.device)[past:]       # (T, past + T): query i is position past + i
-            bias = attn_bias.to(q.dtype) if attn_bias is not None else torch.zeros(T, past + T, dtype=q.dtype,
-                                                                                      device=x.device)
+            bias = attn_bias.to(q.dtype) if attn_bias is not None else blocked.new_zeros(blocked.shape, dtype=q.dtype)
             mask = bias.masked_fill(blocked, float("-inf"))
         causal = mask is None and not past             # torch's is_causal aligns top-left: right only without a past
         p = self.attn_dropout.p if self.training else 0.0
