@@ -363,3 +363,23 @@ def test_stream_rejects_what_it_cannot_do(pair):
     with pytest.raises(ValueError, match="temperature"):
         next(G.stream(m, tok, [1, 2], 5, do_sample=True, temperature=0))
     assert torch.is_grad_enabled()
+
+
+# ------------------------------------------------------------------------------- the shipped model (Chapter 5)
+SHIPPED = sorted((__import__("gptlib").DATA_DIR / "models").glob("shakespeare-*"))
+
+
+@pytest.mark.skipif(not SHIPPED, reason="Chapter 5's model (data/models/shakespeare-*) is not in this checkout")
+def test_shipped_model_greedy_and_beams_equal_transformers(tmp_path):
+    """The shipped model, exported with save_pretrained and loaded by transformers: the same tokens."""
+    m = GPT.from_pretrained(SHIPPED[-1]).eval()
+    m.save_pretrained(tmp_path / "shipped")
+    hf = GPT2LMHeadModel.from_pretrained(tmp_path / "shipped").eval()
+    tok = gpt2_tokenizer() if m.config.vocab_size == 50257 else course_tokenizer()
+    idx = torch.tensor([tok.encode("ROMEO:\nBut soft, what light")])
+    for kw in ({}, {"num_beams": 3}, {"num_beams": 3, "length_penalty": 2.0, "eos_token_id": tok.eot_token}):
+        assert torch.equal(G.generate(m, idx, 24, **kw), hf_generate(hf, idx, 24, do_sample=False, **kw))
+    torch.manual_seed(0)
+    ours = G.generate(m, idx, 24, do_sample=True, temperature=0.8, top_p=0.9)
+    torch.manual_seed(0)
+    assert torch.equal(ours, hf_generate(hf, idx, 24, do_sample=True, temperature=0.8, top_p=0.9, top_k=0))
