@@ -7,6 +7,7 @@ Every module except this file and `gptlib.checks` is written by `make export` fr
     attention  (Chapter 2)        scaled dot-product and multi-head attention
     position   (Chapter 3)        learned, sinusoidal, RoPE and ALiBi positions
     model      (Chapter 4)        GPTConfig, GPT, Hugging Face GPT-2 load/save, counting
+    generate   (Chapter 7)        decoding strategies (transformers' semantics), streaming, the KV cache
 """
 import os
 from pathlib import Path

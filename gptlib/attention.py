@@ -122,6 +122,8 @@ class MultiHeadAttention(nn.Module):
     forward(x, *, rotary=None, attn_bias=None): x (B, T, n_embd) -> (B, T, n_embd).
       rotary(q, k) -> (q, k): applied to q, k of shape (B, nh, T, hs) before the scores (RoPE).
       attn_bias: float, broadcastable to (B, nh, T, T), added to the scores on top of the causal mask (ALiBi).
+      cache: Chapter 7's KV cache for this layer (`.length` positions held, `.update(k, v)` -> all keys and
+        values): x holds only the T new positions; with a cache, attn_bias is (..., T, cache.length + T).
     fused=True calls torch's F.scaled_dot_product_attention, fused=False the from-scratch function; equal results.
     """
 
@@ -138,27 +140,32 @@ class MultiHeadAttention(nn.Module):
         self.resid_dropout = nn.Dropout(dropout)                  # on the output
 
     def forward(self, x: torch.Tensor, *, rotary: Optional[Callable] = None,
-                attn_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+                attn_bias: Optional[torch.Tensor] = None, cache=None) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.size(-1) != self.n_embd:
             raise ValueError(f"x must have shape (B, T, n_embd={self.n_embd}), "
                              f"got {tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
         B, T, C = x.shape
+        past = 0 if cache is None else cache.length                      # positions already in the KV cache
         if attn_bias is not None:
-            _check_mask(attn_bias, (B, self.n_head, T, T), "attn_bias")
+            _check_mask(attn_bias, (B, self.n_head, T, past + T), "attn_bias")
             if attn_bias.dtype == torch.bool:
                 raise TypeError("attn_bias must be a float tensor added to the scores (e.g. ALiBi), not bool")
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)                 # 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))         # 3 x (B, nh, T, hs)
         if rotary is not None:
             q, k = rotary(q, k)
+        if cache is not None:                                              # Chapter 7: the past keys and values
+            k, v = cache.update(k, v)                                      # 2 x (B, nh, past + T, hs)
         mask = None
-        if attn_bias is not None:                                          # bias + causal mask as one float mask
-            blocked = ~causal_mask(T, device=x.device)
-            mask = attn_bias.to(q.dtype).masked_fill(blocked, float("-inf"))
+        if attn_bias is not None or (past and T > 1):                      # bias + causal mask as one float mask
+            blocked = ~causal_mask(past + T, device=x.device)[past:]       # (T, past + T): query i is position past + i
+            bias = attn_bias.to(q.dtype) if attn_bias is not None else blocked.new_zeros(blocked.shape, dtype=q.dtype)
+            mask = bias.masked_fill(blocked, float("-inf"))
+        causal = mask is None and not past             # torch's is_causal aligns top-left: right only without a past
         p = self.attn_dropout.p if self.training else 0.0
         if self.fused:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=mask is None)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal)
         else:
-            y = scaled_dot_product_attention(q, k, v, mask=mask, is_causal=mask is None, dropout_p=p)
+            y = scaled_dot_product_attention(q, k, v, mask=mask, is_causal=causal, dropout_p=p)
         y = merge_heads(y)                                                 # (B, T, C)
         return self.resid_dropout(self.c_proj(y))

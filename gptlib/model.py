@@ -188,8 +188,8 @@ class Block(nn.Module):
         self.ln_2 = _norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, *, rotary=None, attn_bias=None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), rotary=rotary, attn_bias=attn_bias)   # (B, T, C): talk across positions
+    def forward(self, x: torch.Tensor, *, rotary=None, attn_bias=None, cache=None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), rotary=rotary, attn_bias=attn_bias, cache=cache)  # (B, T, C): across positions
         x = x + self.mlp(self.ln_2(x))                                        # (B, T, C): think per position
         return x
 
@@ -311,22 +311,55 @@ class GPT(nn.Module):
                 raise ValueError(f"token id {bad} is out of range for vocab_size={cfg.vocab_size} (ids must be in "
                                  f"[0, {cfg.vocab_size - 1}]); was the text encoded with a different tokenizer?")
 
-    def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx (B, T) token ids -> the final LayerNorm's output (B, T, C), the input of the LM head."""
+    def hidden_states(self, idx: torch.Tensor, *, cache=None, attention_mask=None, position_ids=None) -> torch.Tensor:
+        """idx (B, T) token ids -> the final LayerNorm's output (B, T, C), the input of the LM head.
+
+        Chapter 7's generation hooks (keyword-only; the defaults are the plain forward pass above):
+          cache: a KV cache (gptlib.generate.KVCache): idx holds only new tokens, after cache.length cached ones.
+          attention_mask: (B, cache.length + T), 1 = token, 0 = (left) padding that no real token attends to.
+          position_ids: (T,) or (B, T); default past..past+T-1, or cumsum(attention_mask) - 1 like transformers."""
         self._check_input(idx)
-        T = idx.size(1)
+        B, T = idx.shape
+        past = 0 if cache is None else cache.length
+        if past + T > self.config.block_size:
+            raise ValueError(f"the KV cache holds {past} positions and {T} more do not fit in the context "
+                             f"block_size={self.config.block_size}; start a new cache from the last "
+                             f"{self.config.block_size - T} tokens, or generate fewer tokens")
+        plain = cache is None and attention_mask is None and position_ids is None
+        if position_ids is None:
+            position_ids = (torch.arange(past, past + T, device=idx.device) if attention_mask is None else
+                            (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:])   # (T,) or (B, T)
         x = self.transformer.wte(idx)                                # (B, T, C)
         if "wpe" in self.transformer:                                # learned or sinusoidal: one vector per position
-            x = x + self.transformer.wpe(torch.arange(T, device=idx.device))   # (T, C) broadcast over B
+            x = x + self.transformer.wpe(position_ids)               # (T, C) broadcast over B, or (B, T, C)
         x = self.transformer.drop(x)
-        attn_bias = self.alibi(T) if self.alibi is not None else None           # (nh, T, T) or None
-        for block in self.transformer.h:
-            x = block(x, rotary=self.rotary, attn_bias=attn_bias)   # (B, T, C)
+        attn_bias = self.alibi(T, past) if self.alibi is not None else None     # (nh, T, past + T) or None
+        if attention_mask is not None:
+            pad = self._padding_bias(attention_mask, B, T, past)                  # (B, 1, T, past + T)
+            attn_bias = pad if attn_bias is None else attn_bias + pad
+        rotary = self.rotary
+        if rotary is not None and not plain:
+            rotary = lambda q, k: self.rotary(q, k, positions=position_ids)  # noqa: E731
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, rotary=rotary, attn_bias=attn_bias, cache=None if cache is None else cache[i])  # (B, T, C)
         return self.transformer.ln_f(x)                              # (B, T, C)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _padding_bias(attention_mask: torch.Tensor, B: int, T: int, past: int) -> torch.Tensor:
+        """-inf on padded keys, except a query's own position (a padded row is never empty, so never NaN)."""
+        if not isinstance(attention_mask, torch.Tensor) or tuple(attention_mask.shape) != (B, past + T):
+            got = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask)
+            raise ValueError(f"attention_mask must have shape (B, cached + new tokens) = ({B}, {past + T}), "
+                             f"1 for tokens and 0 for padding, got {got}")
+        keys = torch.arange(past + T, device=attention_mask.device)
+        own = keys[None, :] == keys[past:, None]                                  # (T, past + T)
+        keep = attention_mask.bool()[:, None, None, :] | own                      # (B, 1, T, past + T)
+        return torch.zeros(keep.shape, device=attention_mask.device).masked_fill(~keep, float("-inf"))
+
+    def forward(self, idx: torch.Tensor, *, cache=None, attention_mask=None, position_ids=None) -> torch.Tensor:
         """idx (B, T) token ids -> logits (B, T, vocab_size): position t's scores for token t + 1."""
-        return self.lm_head(self.hidden_states(idx))                 # (B, T, vocab_size)
+        return self.lm_head(self.hidden_states(idx, cache=cache, attention_mask=attention_mask,
+                                               position_ids=position_ids))   # (B, T, vocab_size)
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
         """Mean next-token cross-entropy on idx (B, T) against targets (B, T), without the (B, T, V) logits."""

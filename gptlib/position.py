@@ -122,13 +122,23 @@ class RotaryEmbedding(nn.Module):
         self.head_dim, self.base = head_dim, base
         self.block_size = None if block_size is None else _positive_int(block_size, "block_size")
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, q: torch.Tensor, k: torch.Tensor, offset: int = 0,
+                positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if q.size(-1) != self.head_dim or k.size(-1) != self.head_dim:
             raise ValueError(f"RotaryEmbedding(head_dim={self.head_dim}) got q {tuple(q.shape)} and k {tuple(k.shape)}: "
                              "the last dimension must be the head size n_embd // n_head")
         if q.size(-2) != k.size(-2):
             raise ValueError(f"q and k must cover the same positions, got T={q.size(-2)} and T={k.size(-2)}")
         T = q.size(-2)
+        if positions is not None:       # explicit positions (T,), or (B, T) one row per sequence (Chapter 7's padding)
+            if positions.shape not in ((T,), (q.size(0), T)) or q.dim() != 4:
+                raise ValueError(f"positions must have shape ({T},) or (B, T) = ({q.size(0)}, {T}) for q of shape "
+                                 f"(B, nh, T, hs) = {tuple(q.shape)}, got {tuple(positions.shape)}")
+            _check_positions(positions, self.block_size, "RotaryEmbedding")
+            if positions.dim() == 1:
+                return rope_rotate(q, positions, self.base), rope_rotate(k, positions, self.base)
+            rows = [(rope_rotate(q[b], p, self.base), rope_rotate(k[b], p, self.base)) for b, p in enumerate(positions)]
+            return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
         _check_range(offset, offset + T - 1, self.block_size, "RotaryEmbedding")
         pos = torch.arange(offset, offset + T, device=q.device)  # (T,)
         return rope_rotate(q, pos, self.base), rope_rotate(k, pos, self.base)
@@ -172,7 +182,9 @@ class ALiBi(nn.Module):
         self.n_head = _positive_int(n_head, "n_head")
         self.register_buffer("slopes", alibi_slopes(n_head), persistent=False)  # (n_head,)
 
-    def forward(self, T: int) -> torch.Tensor:
+    def forward(self, T: int, past: int = 0) -> torch.Tensor:
+        if past:  # Chapter 7's KV cache: the T new queries (positions past..past+T-1) against all past + T keys
+            return alibi_bias(self.slopes, _positive_int(T, "T") + past)[:, past:]  # (n_head, T, past + T)
         return alibi_bias(self.slopes, _positive_int(T, "T"))  # (n_head, T, T)
 
     def extra_repr(self) -> str:
