@@ -16,6 +16,13 @@ import tiktoken
 
 import gptlib
 
+__all__ = [
+    "GPT2_SPLIT_PATTERN", "ENDOFTEXT", "get_stats", "merge", "train_merges", "encode_chunk", "decode_ids",
+    "BPETokenizer", "GPT2_TIKTOKEN_SHA256", "gpt2_tokenizer", "course_tokenizer",
+]
+
+
+# from chapters/01_tokenization.ipynb, cell 16
 # GPT-2's pre-tokenizer (tiktoken's r50k/gpt2 pattern): contractions, letter runs, digit runs, punctuation
 # runs (each with one optional leading space) and whitespace. Needs the `regex` module for \p{L} and `++`.
 GPT2_SPLIT_PATTERN = (r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s""")
@@ -30,6 +37,7 @@ def get_stats(ids: list[int], counts: dict | None = None) -> dict[tuple[int, int
     return counts
 
 
+# from chapters/01_tokenization.ipynb, cell 19
 def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     """Replace every non-overlapping occurrence of `pair` in `ids` (left to right) by `new_id`."""
     out, i, n = [], 0, len(ids)
@@ -43,6 +51,7 @@ def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     return out
 
 
+# from chapters/01_tokenization.ipynb, cell 26
 def train_merges(chunk_counts: dict[bytes, int], num_merges: int, first_id: int = 256,
                  verbose: bool = False) -> dict[tuple[int, int], int]:
     """Incremental BPE training on distinct pre-token chunks (bytes -> count): the `num_merges` merges,
@@ -92,6 +101,7 @@ def train_merges(chunk_counts: dict[bytes, int], num_merges: int, first_id: int 
     return merges
 
 
+# from chapters/01_tokenization.ipynb, cell 30
 def encode_chunk(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int]:
     """Apply the learned merges to one chunk's ids, lowest rank (earliest merge) first."""
     ids = list(ids)
@@ -103,11 +113,13 @@ def encode_chunk(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int
     return ids
 
 
+# from chapters/01_tokenization.ipynb, cell 34
 def decode_ids(ids: list[int], vocab: dict[int, bytes]) -> str:
     """Token ids -> text: join the tokens' bytes, decode UTF-8 once, U+FFFD for incomplete characters."""
     return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
 
 
+# from chapters/01_tokenization.ipynb, cell 37
 class BPETokenizer:
     """Byte-level BPE: `train(text, vocab_size)`, `encode`, `decode`, `save`/`load`, `from_tiktoken`."""
 
@@ -148,6 +160,7 @@ class BPETokenizer:
         return self
 
 
+# from chapters/01_tokenization.ipynb, cell 39
 def _encode_ordinary(self, text: str) -> list[int]:
     """Encode text, treating special-token text as ordinary text."""
     if not isinstance(text, str):
@@ -228,6 +241,7 @@ BPETokenizer.decode_bytes = _decode_bytes
 BPETokenizer.decode = _decode
 
 
+# from chapters/01_tokenization.ipynb, cell 47
 GPT2_TIKTOKEN_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
 
 
