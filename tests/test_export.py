@@ -190,6 +190,11 @@ def test_synthetic_notebook_exports_whole_classes_hoisted_imports_all_and_proven
     (["# export: gptlib/m.py\nclass A:\n    pass\n", "# export: gptlib/m.py\n@dataclass\nclass A(A):\n    x = 1\n"],
      "takes no decorator"),
     (["# export: gptlib/m.py\nclass A:\n    pass\n", "# export: gptlib/m.py\nclass A(A): x = 1\n"], "on its own lines"),
+    (["# export: gptlib/m.py\nclass A:\n    pass\n", "# export: gptlib/m.py\nLIMIT = 3\n",
+      "# export: gptlib/m.py\nclass A(A):\n    def f(self, n=LIMIT):\n        return n\n"],
+     "uses `LIMIT` while the class is created .*Define `LIMIT` before class A"),
+    (["# export: gptlib/m.py\nclass A:\n    pass\n", "# export: gptlib/m.py\nclass B:\n    pass\n",
+      "# export: gptlib/m.py\nclass A(A):\n    def f(self) -> B:\n        return B()\n"], "uses `B` while the class"),
     (["# export: gptlib/m.py\nX = 1\n__all__ = ['Y']\n"], r"remove the hand-written __all__.*not listed \['X'\].*not public \['Y'\]"),
     (["# export: gptlib/m.py\nX = 1\n__all__ += ['X']\n"], "do not write __all__"),
     (["# export: gptlib/m.py\ndef path():\n    return 1\n", "# export: gptlib/m.py\nfrom os import path\n"],
@@ -202,6 +207,15 @@ def test_export_rule_violations_are_clear_errors(tmp_path, cells, message):
     notebook(tmp_path, "01_x.ipynb", *cells)
     with pytest.raises(export.ExportError, match=message):
         export.exported_modules(tmp_path)
+
+
+def test_names_used_only_inside_methods_may_be_defined_between_class_and_continuation(tmp_path):
+    notebook(tmp_path, "01_x.ipynb", "# export: gptlib/m.py\nfrom __future__ import annotations\n\n\nclass A:\n    pass\n",
+             "# export: gptlib/m.py\nLIMIT = 3\n\n\nclass B:\n    pass\n",
+             "# export: gptlib/m.py\nclass A(A):\n    def f(self, b: B | None = None) -> int:\n        return LIMIT\n")
+    ns: dict = {}
+    exec(export.exported_modules(tmp_path)["m.py"], ns)
+    assert ns["A"]().f() == 3
 
 
 def test_a_hand_written_all_that_matches_is_dropped(tmp_path):

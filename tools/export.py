@@ -251,6 +251,8 @@ class ModuleBuilder:
         self.public: dict[str, None] = {}
         self.deleted: set[str] = set()
         self.defined: dict[str, str] = {}                      # top-level name -> where it is defined
+        self.first_chunk: dict[str, int] = {}                  # top-level name -> chunk that first defines it
+        self.class_chunk: dict[str, int] = {}                  # class name -> chunk holding its definition
         self.handwritten_all: list[tuple[str, set[str]]] = []
 
     def add(self, cell: ExportCell) -> None:
@@ -294,6 +296,7 @@ class ModuleBuilder:
         for s in body_stmts:
             for name in _defined_names(s):
                 self.defined.setdefault(name, where)
+                self.first_chunk.setdefault(name, len(self.chunks))
             for name in _public_names(s):
                 self.public[name] = None
                 self.deleted.discard(name)
@@ -320,6 +323,7 @@ class ModuleBuilder:
                 block = lines[i:_end(node)]
                 indent = re.match(r"\s*", lines[_start(node.body[0]) - 1]).group()
                 self.classes[node.name] = (block, indent)
+                self.class_chunk[node.name] = len(self.chunks)
                 blocks += [block, []]
                 i = _end(node)
                 continue
@@ -371,6 +375,7 @@ class ModuleBuilder:
                         f"{where}: super() in the continuation of {c.name} (line {n.lineno}): in the notebook it "
                         f"reaches the earlier {c.name}, in gptlib the real base class. Call the base class "
                         "explicitly, or define the method in the original class.")
+            self._check_eager_names(c, where)
             block, indent = self.classes[c.name]
             head_end = _header_end(lines, c, where)
             src_indent = re.match(r"\s*", lines[_start(c.body[0]) - 1]).group()
@@ -380,6 +385,32 @@ class ModuleBuilder:
             notes = [f"{indent}# from {where} (continues {c.name})"] + \
                 ([indent + line for line in loose] if k == 0 else [])
             block += [""] + notes + body
+
+    def _check_eager_names(self, c: ast.ClassDef, where: str) -> None:
+        """Names a continuation evaluates while the class is created (class attributes, decorators, default
+        values, annotations without `from __future__ import annotations`) must exist where the class is
+        defined in gptlib, i.e. not be defined only by a cell between the class and its continuation."""
+        lazy_annotations = ("__future__", "annotations") in {(m, n) for (_, m), names in self.imports.froms.items()
+                                                              for n, _ in names}
+        eager: list[ast.AST] = []
+        for stmt in c.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = stmt.args
+                eager += stmt.decorator_list + a.defaults + [d for d in a.kw_defaults if d is not None]
+                if not lazy_annotations:
+                    eager += [x.annotation for x in a.posonlyargs + a.args + a.kwonlyargs + [a.vararg, a.kwarg]
+                              if x is not None and x.annotation is not None]
+                    eager += [stmt.returns] if stmt.returns is not None else []
+            else:
+                eager.append(stmt)
+        home = self.class_chunk[c.name]
+        for node in eager:
+            for n in ast.walk(node):
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and self.first_chunk.get(n.id, -1) > home:
+                    raise ExportError(
+                        f"{where}: the continuation of {c.name} uses `{n.id}` while the class is created (line "
+                        f"{n.lineno}), but `{n.id}` is defined after the class ({self.defined[n.id]}); in gptlib the "
+                        f"methods join the class, before that definition. Define `{n.id}` before class {c.name}.")
 
     def text(self) -> str:
         bound = self.imports.bound_names()
