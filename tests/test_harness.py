@@ -12,6 +12,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import nb as nbrules  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 NBVAL = ["--nbval", "--nbval-current-env", "--nbval-sanitize-with", str(ROOT / "tests" / "sanitize.cfg"),
          "-q", "-p", "no:cacheprovider"]
@@ -39,8 +42,8 @@ def test_nbval_passes_on_the_stored_notebook(setup_copy):
 
 
 def test_nbval_fails_when_a_stored_output_is_wrong(setup_copy):
-    nb = json.loads(setup_copy.read_text())
-    cell = next(c for c in nb["cells"] if c["cell_type"] == "code" and c["outputs"]
+    nb = nbrules.read(setup_copy)
+    cell = next(c for _, c in nbrules.code_cells(nb) if c["outputs"]
                 and "this run would train" in "".join(c["outputs"][0].get("text", "")))
     text = "".join(cell["outputs"][0]["text"])
     cell["outputs"][0]["text"] = text.replace("2-layer", "3-layer")
@@ -51,9 +54,9 @@ def test_nbval_fails_when_a_stored_output_is_wrong(setup_copy):
 
 def test_nbval_fails_when_a_cell_writes_to_stderr(setup_copy):
     """stderr is compared like any output: a new warning in a notebook fails the test."""
-    nb = json.loads(setup_copy.read_text())
-    cell = next(c for c in nb["cells"] if c["cell_type"] == "code" and "this run would train" in "".join(c["source"]))
-    cell["source"] = "".join(cell["source"]) + "\nimport warnings\nwarnings.warn('a new warning nobody stored')"
+    nb = nbrules.read(setup_copy)
+    cell = next(c for _, c in nbrules.code_cells(nb) if "this run would train" in nbrules.source(c))
+    cell["source"] = nbrules.source(cell) + "\nimport warnings\nwarnings.warn('a new warning nobody stored')"
     setup_copy.write_text(json.dumps(nb))
     r = run_nbval(setup_copy)
     assert r.returncode == 1 and "a new warning nobody stored" in r.stdout, r.stdout[-2000:]

@@ -1,6 +1,5 @@
 """The student edition: solutions removed, nothing leaks, and every check cell fails on it."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +56,7 @@ def test_no_solution_leaks_and_outputs_are_cleared(edition, nb_path):
     assert solution_lines(nb_path), f"{nb_path.name}: no solution found (the test would prove nothing)"
     assert not leaked, f"solution lines leak into the student edition: {leaked[:3]}"
     assert all(not c.get("outputs") and c.get("execution_count") is None
-               for c in nb["cells"] if c["cell_type"] == "code")
+               for _, c in nbrules.code_cells(nb))
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
