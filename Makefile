@@ -4,11 +4,14 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 NB      ?= chapters/*.ipynb
 STUDENT ?= student
-# Stored outputs are the CPU profile's, without progress bars (TQDM_DISABLE). Offline: the Hugging Face
+# Stored outputs are the CPU profile's, without progress bars: TQDM_DISABLE=1, and tqdm's one warning in a
+# kernel without ipywidgets ("IProgress not found", at `import tqdm.auto`) is filtered by its message
+# (ipywidgets is not installed on purpose: tqdm's widget bars ignore TQDM_DISABLE). Offline: the Hugging Face
 # libraries are told so, and GPTLIB_OFFLINE=1 with tools/offline on PYTHONPATH installs the network guard
 # (tools/offline/sitecustomize.py) in every Python process: pytest, notebook kernels, their subprocesses.
 OFFLINE := GPTLIB_PROFILE=cpu HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONHASHSEED=0 \
-           TQDM_DISABLE=1 GPTLIB_OFFLINE=1 PYTHONPATH="$(CURDIR)/tools/offline$${PYTHONPATH:+:$$PYTHONPATH}"
+           TQDM_DISABLE=1 PYTHONWARNINGS="ignore:IProgress not found$${PYTHONWARNINGS:+,$$PYTHONWARNINGS}" \
+           GPTLIB_OFFLINE=1 PYTHONPATH="$(CURDIR)/tools/offline$${PYTHONPATH:+:$$PYTHONPATH}"
 NBVAL   := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=1200
 
 .PHONY: book test lab export execute student clean env typecheck

@@ -3,7 +3,8 @@
 Offline, always: the guard of tools/offline/ is installed in this process, and GPTLIB_OFFLINE=1 plus
 tools/offline on PYTHONPATH are put into the environment, so every notebook kernel and subprocess started
 from the tests installs it at start-up too (tools/offline/gptlib_offline.py says exactly what it blocks).
-nbval compares every output stream, stderr included; progress bars are silenced at the source (TQDM_DISABLE).
+nbval compares every output stream, stderr included; progress bars are silenced at the source as the
+Makefile does (TQDM_DISABLE=1; tqdm's "IProgress not found" warning filtered by its message).
 """
 import os
 import sys
@@ -15,3 +16,6 @@ import gptlib_offline  # noqa: E402
 gptlib_offline.activate_for_children()
 gptlib_offline.install()
 os.environ.setdefault("TQDM_DISABLE", "1")
+QUIET_TQDM = "ignore:IProgress not found"          # tqdm.auto in a kernel without ipywidgets, at import
+if QUIET_TQDM not in os.environ.get("PYTHONWARNINGS", ""):
+    os.environ["PYTHONWARNINGS"] = ",".join(w for w in (QUIET_TQDM, os.environ.get("PYTHONWARNINGS")) if w)

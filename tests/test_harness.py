@@ -124,3 +124,15 @@ def test_the_network_guard_reaches_notebook_kernels_and_their_subprocesses():
     text = "".join(o.get("text", "") for o in second)
     assert text.startswith("1 ") and "NetworkBlocked" in text and GUARD in text, text
     assert third[-1].output_type == "error" and GUARD in third[-1].evalue, third
+
+
+def test_kernels_show_no_progress_bars_and_no_tqdm_warning():
+    """The test environment silences tqdm at the source (TQDM_DISABLE=1, its ipywidgets warning filtered by
+    message), so stored outputs stay free of bars; a real warning still reaches stderr."""
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc='steps'):\n    pass\nprint('ok')"),
+        nbformat.v4.new_code_cell("import warnings\nwarnings.warn('still seen')"),
+    ])
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in nb.cells[0].outputs] == [("stream", "stdout", "ok\n")]
+    assert any(o.get("name") == "stderr" and "still seen" in o.text for o in nb.cells[1].outputs)
