@@ -74,6 +74,23 @@ def test_stored_outputs_come_from_one_clean_run(nb):
             assert o.get("output_type") != "error", f"{nb.name}: a stored output is an error:\n{src(c)[:200]}"
 
 
+LOCAL_PATH = re.compile(r"(/home/|/Users/|/root/|/work/|site-packages|\.venv/|[A-Z]:\\Users)")
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_outputs_hold_no_stderr_and_no_local_paths(nb):
+    """nbval would accept a warning that every run repeats; the stored outputs themselves must be clean."""
+    for i, c in nbrules.code_cells(nb):
+        for o in c.get("outputs", []):
+            assert o.get("name") != "stderr", \
+                f"{nb.name} cell {i}: stderr in a stored output (warning or progress bar): silence it at the " \
+                f"source, then `make execute NB=chapters/{nb.name}`:\n{src({'source': o.get('text', '')})[:300]}"
+            text = src({"source": o.get("text", "")}) + "".join(
+                src({"source": v}) for k, v in o.get("data", {}).items() if k.startswith("text/"))
+            m = LOCAL_PATH.search(text)
+            assert not m, f"{nb.name} cell {i}: a local path in a stored output: ...{text[max(0, m.start() - 80):m.end() + 80]}..."
+
+
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
 def test_nbval_skips_are_rare_and_still_assert(nb):
     for c in cells(nb):
