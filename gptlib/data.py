@@ -50,7 +50,7 @@ def load_plays(genres=None, data_dir=None) -> list[Play]:
             for r in index if genres is None or r["genre"] in genres]
 
 
-# from chapters/01_tokenization.ipynb, cell 57
+# from chapters/01_tokenization.ipynb, cell 61
 def corpus_text(plays: list[Play] | None = None) -> str:
     """The plays' texts joined by newlines (the text the course tokenizer is trained on)."""
     return "\n".join(p.text for p in (load_plays() if plays is None else plays))
@@ -62,7 +62,7 @@ def build_course_tokenizer(vocab_size: int = 1024, path=None) -> Path:
     return BPETokenizer().train(corpus_text(), vocab_size).save(path)
 
 
-# from chapters/01_tokenization.ipynb, cell 65
+# from chapters/01_tokenization.ipynb, cell 81
 @dataclass(frozen=True)
 class Passage:
     play: str
@@ -91,26 +91,30 @@ def _roman(s: str) -> int:
 
 def passages(play: Play) -> list[Passage]:
     """The speeches of a play, in order, each with its speaker, act and scene."""
-    out, act, scene, speaker, buf = [], 0, 0, None, []
+    out: list[Passage] = []
+    act, scene = 0, 0
+    speaker: str | None = None
+    buf: list[str] = []
 
-    def flush():
+    def flush() -> None:
         if speaker is not None and "\n".join(buf).strip():
             out.append(Passage(play.play, play.genre, act, scene, speaker, "\n".join(buf).strip()))
 
     lines = play.text.split("\n")
     for k, line in enumerate(lines):
         prev_blank = k == 0 or not lines[k - 1].strip()
-        if (m := _ACT.match(line)) or (m2 := _SCENE.match(line)):
+        m_act, m_scene = _ACT.match(line), _SCENE.match(line)
+        if m_act or m_scene:
             flush()
             speaker, buf = None, []
-            if m:
-                act, scene = _roman(m.group(1)), 0
-            else:
-                scene = _roman(m2.group(1))
-        elif (prev_blank and (m := _SPEAKER.match(line)) and _is_speaker(m.group(1))
+            if m_act:
+                act, scene = _roman(m_act.group(1)), 0
+            elif m_scene:
+                scene = _roman(m_scene.group(1))
+        elif (prev_blank and (m_speaker := _SPEAKER.match(line)) and _is_speaker(m_speaker.group(1))
               and k + 1 < len(lines) and lines[k + 1].strip()):
             flush()
-            speaker, buf = m.group(1), []
+            speaker, buf = m_speaker.group(1), []
         elif speaker is not None:
             buf.append(line)
     flush()
@@ -121,7 +125,7 @@ def load_passages(plays: list[Play] | None = None) -> list[Passage]:
     return [x for p in (load_plays() if plays is None else plays) for x in passages(p)]
 
 
-# from chapters/01_tokenization.ipynb, cell 68
+# from chapters/01_tokenization.ipynb, cell 84
 VAL_PLAYS = ("twelfth-night", "henry-v", "measure-for-measure", "julius-caesar", "the-tempest", "macbeth")
 
 
@@ -136,7 +140,7 @@ def split_by_play(plays: list[Play], val_plays=VAL_PLAYS) -> tuple[list[Play], l
     return train, val
 
 
-# from chapters/01_tokenization.ipynb, cell 71
+# from chapters/01_tokenization.ipynb, cell 87
 def encode_plays(plays: list[Play], tokenizer) -> np.ndarray:
     """Token ids of the plays, each followed by <|endoftext|>; works with tiktoken or BPETokenizer."""
     ids: list[int] = []
@@ -173,7 +177,7 @@ def load_shard(path) -> np.ndarray:
     return np.memmap(path, dtype=np.uint16, mode="r")
 
 
-# from chapters/01_tokenization.ipynb, cell 75
+# from chapters/01_tokenization.ipynb, cell 91
 def make_windows(tokens: torch.Tensor, block_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
     """All (input, target) windows of `block_size` tokens, starting every `stride` tokens: (n, T) each."""
     tokens = torch.as_tensor(tokens)
@@ -186,7 +190,7 @@ def make_windows(tokens: torch.Tensor, block_size: int, stride: int) -> tuple[to
     return x, y
 
 
-# from chapters/01_tokenization.ipynb, cell 78
+# from chapters/01_tokenization.ipynb, cell 94
 class TokenWindows(torch.utils.data.Dataset):
     """Window i = tokens[i*stride : i*stride + block_size + 1], returned as (x, y) int64 tensors of (T,)."""
 

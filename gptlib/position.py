@@ -83,6 +83,8 @@ def sinusoidal_table(T: int, d: int, base: float = 10000.0) -> torch.Tensor:
 class SinusoidalPositionalEncoding(nn.Module):
     """The fixed sin/cos table of "Attention Is All You Need", looked up like an embedding (no parameters)."""
 
+    pe: torch.Tensor  # (block_size, n_embd) buffer, registered in __init__ (declared for type checkers)
+
     def __init__(self, block_size: int, n_embd: int, base: float = 10000.0):
         super().__init__()
         self.block_size, self.n_embd, self.base = _positive_int(block_size, "block_size"), n_embd, base
@@ -120,8 +122,9 @@ def rope_rotate(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0)
 class RotaryEmbedding(nn.Module):
     """RoPE as MultiHeadAttention's `rotary` hook: `q, k = rope(q, k)` on (B, nh, T, hs), positions offset..offset+T-1.
 
-    No parameters and no table: any length works. `block_size`, if given, is a limit you ask for (a clear error
-    past it); leave it None to run past the training context. `offset` shifts the positions (for a KV cache)."""
+    No parameters and no table, so no hard length limit (quality past the training length must be measured).
+    `block_size`, if given, is a limit you ask for (a clear error past it); leave it None to run past the
+    training context. `offset` shifts the positions (for a KV cache)."""
 
     def __init__(self, head_dim: int, block_size: int | None = None, base: float = 10000.0):
         super().__init__()
@@ -176,6 +179,8 @@ def alibi_bias(slopes: torch.Tensor, T: int) -> torch.Tensor:
 # from chapters/03_position.ipynb, cell 54
 class ALiBi(nn.Module):
     """Attention with Linear Biases: `attn_bias = alibi(T)` (n_head, T, T), added to the scores by MultiHeadAttention."""
+
+    slopes: torch.Tensor  # (n_head,) buffer, registered in __init__ (declared for type checkers)
 
     def __init__(self, n_head: int):
         super().__init__()

@@ -8,6 +8,8 @@ import hashlib
 import heapq
 import json
 import os
+import shutil
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +20,8 @@ import gptlib
 
 __all__ = [
     "GPT2_SPLIT_PATTERN", "ENDOFTEXT", "get_stats", "merge", "train_merges", "encode_chunk", "decode_ids",
-    "BPETokenizer", "GPT2_TIKTOKEN_SHA256", "gpt2_tokenizer", "course_tokenizer",
+    "BPETokenizer", "GPT2_TIKTOKEN_SHA256", "gpt2_tokenizer", "course_tokenizer", "bytes_to_unicode",
+    "HF_TOKENIZER_FILES",
 ]
 
 
@@ -125,6 +128,10 @@ class BPETokenizer:
 
     def __init__(self, merges: dict[tuple[int, int], int] | None = None, pattern: str = GPT2_SPLIT_PATTERN,
                  special_tokens: dict[str, int] | None = None, byte_ids: list[int] | None = None):
+        self._setup(merges, pattern, special_tokens, byte_ids)
+
+    def _setup(self, merges: dict[tuple[int, int], int] | None, pattern: str,
+               special_tokens: dict[str, int] | None, byte_ids: list[int] | None) -> None:
         self.pattern = pattern
         self._split = regex.compile(pattern)
         self.byte_ids = list(range(256)) if byte_ids is None else list(byte_ids)
@@ -155,119 +162,224 @@ class BPETokenizer:
                              f"for the bytes plus {len(special_tokens)} for special tokens")
         chunk_counts = Counter(c.encode("utf-8") for c in self._split.findall(text))
         num_merges = vocab_size - 256 - len(special_tokens)
-        self.__init__(train_merges(chunk_counts, num_merges, verbose=verbose), self.pattern,
-                      {s: 256 + num_merges + i for i, s in enumerate(special_tokens)})
+        self._setup(train_merges(chunk_counts, num_merges, verbose=verbose), self.pattern,
+                    {s: 256 + num_merges + i for i, s in enumerate(special_tokens)}, None)
         return self
 
+    # from chapters/01_tokenization.ipynb, cell 39 (continues BPETokenizer)
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode text, treating special-token text as ordinary text."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode() needs a str, got {type(text).__name__}; decode bytes first")
+        out: list[int] = []
+        cache = self._cache
+        for chunk in self._split.findall(text):
+            ids = cache.get(chunk)
+            if ids is None:
+                ids = encode_chunk([self.byte_ids[b] for b in chunk.encode("utf-8")], self.merges)
+                if len(cache) < 1_000_000:
+                    cache[chunk] = ids
+            out.extend(ids)
+        return out
 
-# from chapters/01_tokenization.ipynb, cell 39
-def _encode_ordinary(self, text: str) -> list[int]:
-    """Encode text, treating special-token text as ordinary text."""
-    if not isinstance(text, str):
-        raise TypeError(f"encode() needs a str, got {type(text).__name__}; decode bytes first")
-    out, cache = [], self._cache
-    for chunk in self._split.findall(text):
-        ids = cache.get(chunk)
-        if ids is None:
-            ids = encode_chunk([self.byte_ids[b] for b in chunk.encode("utf-8")], self.merges)
-            if len(cache) < 1_000_000:
-                cache[chunk] = ids
-        out.extend(ids)
-    return out
-
-
-def _encode(self, text: str, allowed_special="none_raise") -> list[int]:
-    """Encode text. allowed_special: "none_raise" (default: special-token text is an error), "none"
-    (encode it as ordinary text), "all", or a set of the special tokens to allow (others are an error)."""
-    if not isinstance(text, str):
-        raise TypeError(f"encode() needs a str, got {type(text).__name__}; decode bytes first")
-    if allowed_special == "none":
-        return self.encode_ordinary(text)
-    if allowed_special == "all":
-        allowed = set(self.special_tokens)
-    elif allowed_special == "none_raise":
-        allowed = set()
-    elif isinstance(allowed_special, (set, frozenset, list, tuple)):
-        allowed = set(allowed_special)
-        unknown = allowed - set(self.special_tokens)
-        if unknown:
-            raise ValueError(f"unknown special tokens {sorted(unknown)}; this tokenizer has "
-                             f"{sorted(self.special_tokens)}")
-    else:
-        raise ValueError(f"allowed_special={allowed_special!r}: use 'none_raise', 'none', 'all' or a set")
-    for s in self.special_tokens:
-        if s not in allowed and s in text:
-            raise ValueError(f"the text contains the special token {s!r}: pass allowed_special={{{s!r}}} "
-                             f"(or 'all') to encode it as the special token, or allowed_special='none' to "
-                             f"encode it as ordinary text")
-    if not allowed:
-        return self.encode_ordinary(text)
-    special = regex.compile("(" + "|".join(regex.escape(s) for s in sorted(allowed, key=len, reverse=True)) + ")")
-    out = []
-    for i, part in enumerate(special.split(text)):
-        if i % 2:
-            out.append(self.special_tokens[part])
-        elif part:
-            out.extend(self.encode_ordinary(part))
-    return out
-
-
-def _decode_bytes(self, ids) -> bytes:
-    if hasattr(ids, "tolist"):                   # a tensor or an array
-        ids = ids.tolist()
-    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
-        raise TypeError(f"decode() needs a sequence of token ids, got {type(ids).__name__}")
-    parts = []
-    for i in ids:
-        if not isinstance(i, int) or isinstance(i, bool):
-            raise TypeError(f"token ids must be ints, got {i!r} ({type(i).__name__})")
-        if i in self.vocab:
-            parts.append(self.vocab[i])
-        elif i in self.inverse_special:
-            parts.append(self.inverse_special[i].encode("utf-8"))
+    def encode(self, text: str, allowed_special="none_raise") -> list[int]:
+        """Encode text. allowed_special: "none_raise" (default: special-token text is an error), "none"
+        (encode it as ordinary text), "all", or a set of the special tokens to allow (others are an error)."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode() needs a str, got {type(text).__name__}; decode bytes first")
+        if allowed_special == "none":
+            return self.encode_ordinary(text)
+        if allowed_special == "all":
+            allowed = set(self.special_tokens)
+        elif allowed_special == "none_raise":
+            allowed = set()
+        elif isinstance(allowed_special, (set, frozenset, list, tuple)):
+            allowed = set(allowed_special)
+            unknown = allowed - set(self.special_tokens)
+            if unknown:
+                raise ValueError(f"unknown special tokens {sorted(unknown)}; this tokenizer has "
+                                 f"{sorted(self.special_tokens)}")
         else:
-            raise ValueError(f"token id {i} is out of range: this tokenizer has ids 0..{self.vocab_size - 1}")
-    return b"".join(parts)
+            raise ValueError(f"allowed_special={allowed_special!r}: use 'none_raise', 'none', 'all' or a set")
+        for s in self.special_tokens:
+            if s not in allowed and s in text:
+                raise ValueError(f"the text contains the special token {s!r}: pass allowed_special={{{s!r}}} "
+                                 f"(or 'all') to encode it as the special token, or allowed_special='none' to "
+                                 f"encode it as ordinary text")
+        if not allowed:
+            return self.encode_ordinary(text)
+        special = regex.compile("(" + "|".join(regex.escape(s) for s in sorted(allowed, key=len, reverse=True)) + ")")
+        out: list[int] = []
+        for i, part in enumerate(special.split(text)):
+            if i % 2:
+                out.append(self.special_tokens[part])
+            elif part:
+                out.extend(self.encode_ordinary(part))
+        return out
 
+    def decode_bytes(self, ids) -> bytes:
+        """Token ids (a list, tensor or array) -> the bytes they stand for; every id is checked."""
+        if hasattr(ids, "tolist"):                   # a tensor or an array
+            ids = ids.tolist()
+        if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+            raise TypeError(f"decode() needs a sequence of token ids, got {type(ids).__name__}")
+        parts: list[bytes] = []
+        for i in ids:
+            if not isinstance(i, int) or isinstance(i, bool):
+                raise TypeError(f"token ids must be ints, got {i!r} ({type(i).__name__})")
+            if i in self.vocab:
+                parts.append(self.vocab[i])
+            elif i in self.inverse_special:
+                parts.append(self.inverse_special[i].encode("utf-8"))
+            else:
+                raise ValueError(f"token id {i} is out of range: this tokenizer has ids 0..{self.vocab_size - 1}")
+        return b"".join(parts)
 
-def _decode(self, ids) -> str:
-    """Token ids -> text. A sequence cut inside a multi-byte character decodes to U+FFFD there."""
-    return self.decode_bytes(ids).decode("utf-8", errors="replace")
+    def decode(self, ids) -> str:
+        """Token ids -> text. A sequence cut inside a multi-byte character decodes to U+FFFD there."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
+    # from chapters/01_tokenization.ipynb, cell 48 (continues BPETokenizer)
+    def save(self, path) -> Path:
+        """Write the tokenizer as JSON (one merge per line: deterministic, diff-friendly)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = ['{"format": "gptlib.BPETokenizer", "version": 1,',
+                 f'"pattern": {json.dumps(self.pattern)},',
+                 f'"special_tokens": {json.dumps(self.special_tokens, sort_keys=True)},',
+                 f'"byte_ids": {json.dumps(self.byte_ids)},',
+                 '"merges": [']
+        items = [f"[{a}, {b}, {i}]" for (a, b), i in self.merges.items()]
+        lines += [x + ("," if k < len(items) - 1 else "") for k, x in enumerate(items)]
+        tmp = path.with_name(path.name + ".partial")         # write in full, then rename: never half a file
+        tmp.write_text("\n".join(lines) + "\n]}\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
 
-BPETokenizer.encode_ordinary = _encode_ordinary
-BPETokenizer.encode = _encode
-BPETokenizer.decode_bytes = _decode_bytes
-BPETokenizer.decode = _decode
+    @classmethod
+    def load(cls, path) -> "BPETokenizer":
+        """Read a tokenizer written by `save`."""
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(d, dict) or d.get("format") != "gptlib.BPETokenizer":
+            raise ValueError(f"{path} is not a gptlib.BPETokenizer file (written by BPETokenizer.save)")
+        return cls({(a, b): i for a, b, i in d["merges"]}, d["pattern"], d["special_tokens"], d["byte_ids"])
+
+    @classmethod
+    def from_tiktoken(cls, encoding: tiktoken.Encoding) -> "BPETokenizer":
+        """Our BPETokenizer with the same pattern, merges, byte ids and special tokens as a tiktoken Encoding."""
+        ranks = encoding._mergeable_ranks
+        byte_ids = [0] * 256
+        merges: dict[tuple[int, int], int] = {}
+        for token, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
+            if len(token) == 1:
+                byte_ids[token[0]] = rank
+                continue
+            parts = _bpe_parts(ranks, token, rank)
+            if len(parts) != 2:
+                raise ValueError(f"token {token!r} (rank {rank}) is not the merge of two earlier tokens")
+            merges[(ranks[parts[0]], ranks[parts[1]])] = rank
+        return cls(merges, encoding._pat_str, dict(encoding._special_tokens), byte_ids)
+
+    # from chapters/01_tokenization.ipynb, cell 69 (continues BPETokenizer)
+    def save_pretrained(self, save_directory, *, overwrite: bool = False,
+                        model_max_length: int | None = None) -> Path:
+        """Write the tokenizer in Hugging Face's GPT-2 format (vocab.json, merges.txt, tokenizer_config.json,
+        special_tokens_map.json): `transformers.AutoTokenizer.from_pretrained(dir)` then gives our ids.
+        The directory may hold a model already; existing tokenizer files are replaced only if `overwrite`.
+        `model_max_length` (e.g. the model's block_size) is recorded for transformers' length warnings."""
+        if self.pattern != GPT2_SPLIT_PATTERN:
+            raise ValueError("Hugging Face's GPT-2 tokenizer always pre-splits text with GPT-2's pattern, and this "
+                             "tokenizer uses another one, so the ids would differ; save it with .save(path) instead")
+        if ENDOFTEXT not in self.special_tokens:
+            raise ValueError(f"Hugging Face's GPT-2 tokenizer uses {ENDOFTEXT} as its end-of-text token, and this "
+                             f"tokenizer has none: train it with special_tokens=({ENDOFTEXT!r},)")
+        b2u = bytes_to_unicode()
+        names = {i: "".join(b2u[b] for b in token) for i, token in self.vocab.items()}   # id -> vocab.json text
+        vocab = {name: i for i, name in names.items()}
+        if len(vocab) < len(names):
+            raise ValueError("two token ids stand for the same bytes; vocab.json maps each token to one id, so "
+                             "this tokenizer cannot be written in Hugging Face's format")
+        clash = sorted(set(vocab) & set(self.special_tokens))
+        if clash:
+            raise ValueError(f"the special tokens {clash} are also ordinary tokens of the vocabulary")
+        vocab.update(self.special_tokens)
+        vocab = dict(sorted(vocab.items(), key=lambda kv: kv[1]))
+        ranked = sorted(self.merges.items(), key=lambda kv: kv[1])                       # rank = new id
+        merges = ["#version: 0.2"] + [f"{names[a]} {names[b]}" for (a, b), _ in ranked]
+        special = {str(i): {"content": s, "lstrip": False, "normalized": False, "rstrip": False,
+                            "single_word": False, "special": True}
+                   for s, i in sorted(self.special_tokens.items(), key=lambda kv: kv[1])}
+        roles = {"bos_token": ENDOFTEXT, "eos_token": ENDOFTEXT, "unk_token": ENDOFTEXT}
+        config: dict[str, object] = {
+            "tokenizer_class": "GPT2Tokenizer", **roles, "pad_token": None, "add_prefix_space": False,
+            "add_bos_token": False, "clean_up_tokenization_spaces": False, "errors": "replace",
+            "added_tokens_decoder": special}
+        if model_max_length is not None:
+            config["model_max_length"] = model_max_length
+        files = {"vocab.json": json.dumps(vocab, ensure_ascii=False, indent=0) + "\n",
+                 "merges.txt": "\n".join(merges) + "\n",
+                 "tokenizer_config.json": json.dumps(config, ensure_ascii=False, indent=2) + "\n",
+                 "special_tokens_map.json": json.dumps(roles, indent=2) + "\n"}
+        assert tuple(files) == HF_TOKENIZER_FILES
+
+        target = Path(save_directory).expanduser()
+        if target.exists() and not target.is_dir():
+            raise NotADirectoryError(f"{target} exists and is not a directory: save_pretrained writes a directory")
+        present = [f for f in (*HF_TOKENIZER_FILES, "tokenizer.json") if (target / f).exists()]
+        if present and not overwrite:
+            raise FileExistsError(f"{target} already holds a tokenizer ({', '.join(present)}): pass overwrite=True "
+                                  "to replace it, or choose another directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.partial"
+        tmp.mkdir()
+        try:
+            for name, content in files.items():
+                (tmp / name).write_text(content, encoding="utf-8")
+            if not target.exists():
+                os.rename(tmp, target)                     # a new directory appears complete, or not at all
+            else:
+                for name in files:
+                    os.replace(tmp / name, target / name)  # each file appears whole
+                (target / "tokenizer.json").unlink(missing_ok=True)   # stale: transformers would prefer it
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
+    @classmethod
+    def from_pretrained(cls, directory) -> "BPETokenizer":
+        """Read a tokenizer in Hugging Face's GPT-2 format (vocab.json + merges.txt), e.g. one written by
+        save_pretrained. Special tokens are the entries of vocab.json that are neither a byte nor a merge."""
+        d = Path(directory).expanduser()
+        missing = [f for f in ("vocab.json", "merges.txt") if not (d / f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{d} has no {' or '.join(missing)}: not a tokenizer directory in GPT-2's "
+                                    "format (write one with BPETokenizer.save_pretrained)")
+        vocab = json.loads((d / "vocab.json").read_text(encoding="utf-8"))
+        b2u = bytes_to_unicode()
+        absent = [c for c in b2u.values() if c not in vocab]
+        if absent:
+            raise ValueError(f"{d / 'vocab.json'} lacks byte tokens {absent[:5]}: not a byte-level BPE vocabulary")
+        byte_ids = [vocab[b2u[b]] for b in range(256)]
+        merges: dict[tuple[int, int], int] = {}
+        last = -1
+        for n, line in enumerate((d / "merges.txt").read_text(encoding="utf-8").split("\n"), 1):
+            if not line.strip() or line.startswith("#version"):
+                continue
+            a, _, b = line.partition(" ")
+            if not (a in vocab and b in vocab and a + b in vocab) or " " in b:
+                raise ValueError(f"merges.txt line {n} ({line!r}) is not two tokens of vocab.json whose join is a "
+                                 "third one")
+            new_id = vocab[a + b]
+            if new_id <= last:
+                raise ValueError(f"merges.txt line {n}: the ids of vocab.json do not follow the merge order, which "
+                                 "BPETokenizer needs (it ranks a merge by its new id)")
+            merges[(vocab[a], vocab[b])] = last = new_id
+        made = set(byte_ids) | set(merges.values())
+        return cls(merges, GPT2_SPLIT_PATTERN, {t: i for t, i in vocab.items() if i not in made}, byte_ids)
 
 
 # from chapters/01_tokenization.ipynb, cell 47
 GPT2_TIKTOKEN_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
-
-
-def _save(self, path) -> Path:
-    """Write the tokenizer as JSON (one merge per line: deterministic, diff-friendly)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ['{"format": "gptlib.BPETokenizer", "version": 1,',
-             f'"pattern": {json.dumps(self.pattern)},',
-             f'"special_tokens": {json.dumps(self.special_tokens, sort_keys=True)},',
-             f'"byte_ids": {json.dumps(self.byte_ids)},',
-             '"merges": [']
-    items = [f"[{a}, {b}, {i}]" for (a, b), i in self.merges.items()]
-    lines += [x + ("," if k < len(items) - 1 else "") for k, x in enumerate(items)]
-    tmp = path.with_name(path.name + ".partial")         # write in full, then rename: never half a file
-    tmp.write_text("\n".join(lines) + "\n]}\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def _load(cls, path) -> "BPETokenizer":
-    """Read a tokenizer written by `save`."""
-    d = json.loads(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(d, dict) or d.get("format") != "gptlib.BPETokenizer":
-        raise ValueError(f"{path} is not a gptlib.BPETokenizer file (written by BPETokenizer.save)")
-    return cls({(a, b): i for a, b, i in d["merges"]}, d["pattern"], d["special_tokens"], d["byte_ids"])
 
 
 def _bpe_parts(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[bytes]:
@@ -281,26 +393,7 @@ def _bpe_parts(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[byt
     return parts
 
 
-def _from_tiktoken(cls, encoding: tiktoken.Encoding) -> "BPETokenizer":
-    """Our BPETokenizer with the same pattern, merges, byte ids and special tokens as a tiktoken Encoding."""
-    ranks = encoding._mergeable_ranks
-    byte_ids, merges = [0] * 256, {}
-    for token, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
-        if len(token) == 1:
-            byte_ids[token[0]] = rank
-            continue
-        parts = _bpe_parts(ranks, token, rank)
-        if len(parts) != 2:
-            raise ValueError(f"token {token!r} (rank {rank}) is not the merge of two earlier tokens")
-        merges[(ranks[parts[0]], ranks[parts[1]])] = rank
-    return cls(merges, encoding._pat_str, dict(encoding._special_tokens), byte_ids)
-
-
-BPETokenizer.save = _save
-BPETokenizer.load = classmethod(_load)
-BPETokenizer.from_tiktoken = classmethod(_from_tiktoken)
-
-
+# from chapters/01_tokenization.ipynb, cell 49
 def gpt2_tokenizer() -> tiktoken.Encoding:
     """tiktoken's "gpt2" encoding, built offline from data/gpt2.tiktoken (its SHA-256 checked)."""
     path = gptlib.DATA_DIR / "gpt2.tiktoken"
@@ -323,3 +416,17 @@ def course_tokenizer(vocab_size: int = 1024) -> BPETokenizer:
         raise FileNotFoundError(f"{path} is missing: rebuild it with "
                                 f"`python -c 'from gptlib.data import build_course_tokenizer as b; b({vocab_size})'`")
     return BPETokenizer.load(path)
+
+
+# from chapters/01_tokenization.ipynb, cell 66
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's one-to-one map byte -> printable character, which writes byte tokens as text in vocab.json and
+    merges.txt: the 188 printable bytes stand for themselves, the 68 others (space, control characters, ...)
+    for U+0100 onwards in byte order, so the space is "Ġ" (U+0120) and the newline "Ċ" (U+010A)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return {**{b: chr(b) for b in printable}, **{b: chr(256 + k) for k, b in enumerate(others)}}
+
+
+# what save_pretrained writes; a tokenizer.json in the same folder would take precedence in transformers
+HF_TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")

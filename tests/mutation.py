@@ -6,8 +6,13 @@ In tests/test_checks_chN.py:
     REFERENCES = {"check_merge": tokenizer.merge, ...}       # check name -> reference implementation
     MUTANTS = [Mutant("check_merge", "merges the pair twice", bad_merge, hint="overlapping"), ...]
     test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch1, REFERENCES, MUTANTS)
+    test_crash_names_case, test_success_line_stable = robustness_tests(ch1, REFERENCES)
 
 `hint` is a substring the failure message must contain: the check must name the likely mistake.
+`robustness_tests` proves that every check names the running case when the learner's code crashes (run the
+learner's code through `c.call(case, fn, ...)`), and prints the same success line whatever the random seed
+(the notebooks' stored outputs must not change from run to run). tests/test_mutant_count.py requires both in
+every tests/test_checks_chN.py.
 """
 from __future__ import annotations
 
@@ -28,10 +33,16 @@ class Mutant:
     what: str                # the mistake this mutant makes
     impl: Any                # the mutated implementation (function or class)
     hint: str | None = None  # substring (case-insensitive) the failure message must contain
+    kind: str | None = None  # the escape class of issue 11 it proves closed: device, dtype, gradient, edge,
+    #                          shortcut, message (None: the original curated mutants)
 
 
 def stub(*args, **kwargs):
     raise NotImplementedError("student stub")
+
+
+def crasher(*args, **kwargs):
+    raise RuntimeError("boom inside the learner's code")
 
 
 def run(check: Callable, impl: Any) -> str:
@@ -63,3 +74,22 @@ def check_tests(module: ModuleType, references: dict[str, Any], mutants: list[Mu
             assert m.hint.lower() in str(e.value).lower(), f"hint should mention {m.hint!r}: {e.value}"
 
     return test_reference_passes, test_stub_fails, test_mutant_fails
+
+
+def robustness_tests(module: ModuleType, references: dict[str, Any]):
+    checks = sorted(n for n in dir(module) if n.startswith("check_"))
+
+    @pytest.mark.parametrize("name", checks)
+    def test_crash_names_case(name):
+        with pytest.raises(CheckFailed, match="your code raised RuntimeError while running .*boom"):
+            run(getattr(module, name), crasher)
+
+    @pytest.mark.parametrize("name", checks)
+    def test_success_line_stable(name, monkeypatch):
+        lines = set()
+        for seed in ("1", "2"):
+            monkeypatch.setenv("GPTLIB_CHECK_SEED", seed)
+            lines.add(run(getattr(module, name), references[name]))
+        assert len(lines) == 1 and "✔" in lines.pop()
+
+    return test_crash_names_case, test_success_line_stable

@@ -1,6 +1,9 @@
 """The Chapter 1 exercise checks pass on the reference, fail on a stub, and fail on realistic mistakes."""
+import codecs
+import math
+
 import torch
-from mutation import Mutant, check_tests
+from mutation import Mutant, check_tests, robustness_tests
 
 from gptlib import data, tokenizer
 from gptlib.checks import ch1
@@ -213,6 +216,79 @@ def decode_latin1(ids, vocab):                           # one character per byt
     return "".join(chr(b) for i in ids for b in vocab[i])
 
 
+# ---- new mutants (issue 11): edge cases, dtypes, messages, crashes that name their case ----
+def stats_reversed(ids, counts=None):                  # keys (ids[i+1], ids[i])
+    counts = {} if counts is None else counts
+    for a, b in zip(ids, ids[1:]):
+        counts[(b, a)] = counts.get((b, a), 0) + 1
+    return counts
+
+
+def stats_falsy_counts(ids, counts=None):              # `counts or {}`: an empty dict passed in is replaced
+    counts = counts or {}
+    for pair in zip(ids, ids[1:]):
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def merge_list_vs_tuple(ids, pair, new_id):            # ids[i:i+2] == pair compares a list with a tuple: never true
+    out, i = [], 0
+    while i < len(ids):
+        if ids[i:i + 2] == pair:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def merge_via_bytes(ids, pair, new_id):                # bytes.replace: only works for ids < 256
+    return list(bytes(ids).replace(bytes(pair), bytes([new_id])))
+
+
+def encode_lookup_table(ids, merges):                  # copies the answers printed by the old check, else leftmost
+    table = {(1, 2, 3, 4, 9): [14, 9], (5, 6, 5, 6, 7): [21, 5, 20], (1, 2, 3, 4): [1, 12]}
+    if tuple(ids) in table and len(merges) <= 4:
+        return list(table[tuple(ids)])
+    return encode_leftmost_first(ids, merges)
+
+
+def windows_swapped(tokens, block_size, stride):       # returns (y, x)
+    x, y = data.make_windows(tokens, block_size, stride)
+    return y, x
+
+
+def windows_keep_dtype(tokens, block_size, stride):    # no .long(): int32/uint16 token files stay int32/uint16
+    tokens = torch.as_tensor(tokens)
+    starts = range(0, len(tokens) - block_size, stride)
+    return (torch.stack([tokens[s:s + block_size] for s in starts]),
+            torch.stack([tokens[s + 1:s + block_size + 1] for s in starts]))
+
+
+def windows_ceil(tokens, block_size, stride):          # ceil instead of floor: one window too many when uneven
+    tokens = torch.as_tensor(tokens)
+    n = math.ceil((len(tokens) - block_size - 1) / stride) + 1
+    return (torch.stack([tokens[i * stride:i * stride + block_size] for i in range(n)]).long(),
+            torch.stack([tokens[i * stride + 1:i * stride + block_size + 1] for i in range(n)]).long())
+
+
+def decode_ascii(ids, vocab):                          # ASCII instead of UTF-8
+    return b"".join(vocab[i] for i in ids).decode("ascii", errors="replace")
+
+
+def decode_skip_leading_continuation(ids, vocab):     # drops continuation bytes at the start ("belong to before")
+    raw = b"".join(vocab[i] for i in ids)
+    while raw and 0x80 <= raw[0] < 0xC0:
+        raw = raw[1:]
+    return raw.decode("utf-8", errors="replace")
+
+
+def decode_stream_no_final(ids, vocab):               # an incremental decoder never flushed (final=True missing)
+    dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    return "".join(dec.decode(vocab[i]) for i in ids)
+
+
 MUTANTS = [
     Mutant("check_get_stats", "non-overlapping pair count ('aaa')", stats_non_overlapping, hint="overlap"),
     Mutant("check_get_stats", "last pair missed", stats_misses_last_pair, hint="last pair"),
@@ -243,6 +319,29 @@ MUTANTS = [
            hint="UnicodeDecodeError"),
     Mutant("check_decode_ids", "errors='ignore' drops bytes", decode_ignore, hint="not vanish"),
     Mutant("check_decode_ids", "bytes as latin-1 characters", decode_latin1, hint="latin-1"),
+    # new (issue 11) — messages
+    Mutant("check_get_stats", "pairs reversed", stats_reversed, hint="reversed", kind="message"),
+    Mutant("check_merge", "no merge at all (list == tuple never true)", merge_list_vs_tuple, hint="nothing was merged",
+           kind="message"),
+    Mutant("check_make_windows", "x and y swapped", windows_swapped, hint="swapped", kind="message"),
+    Mutant("check_decode_ids", "decoded as ASCII", decode_ascii, hint="ASCII", kind="message"),
+    # new — edge cases the spec implies
+    Mutant("check_get_stats", "an empty counts dict replaced (counts or {})", stats_falsy_counts, hint="empty dict",
+           kind="edge"),
+    Mutant("check_merge", "bytes.replace: fails for ids >= 256 (the crash names the case)", merge_via_bytes,
+           hint="ids ≥ 256", kind="edge"),
+    Mutant("check_encode_chunk", "lookup table of the printed cases, else leftmost-first", encode_lookup_table,
+           hint="wrong order", kind="edge"),
+    Mutant("check_make_windows", "ceil instead of floor for the window count", windows_ceil,
+           hint="not a multiple of the stride", kind="edge"),
+    Mutant("check_decode_ids", "drops continuation bytes at the start", decode_skip_leading_continuation,
+           hint="not vanish", kind="edge"),
+    Mutant("check_decode_ids", "incremental decoder never flushed", decode_stream_no_final, hint="not vanish",
+           kind="edge"),
+    # new — dtypes
+    Mutant("check_make_windows", "keeps the tokens' dtype (int32/uint16)", windows_keep_dtype, hint="int64",
+           kind="dtype"),
 ]
 
 test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch1, REFERENCES, MUTANTS)
+test_crash_names_case, test_success_line_stable = robustness_tests(ch1, REFERENCES)

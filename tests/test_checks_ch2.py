@@ -3,7 +3,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from mutation import Mutant, check_tests
+from mutation import Mutant, check_tests, robustness_tests
 
 from gptlib import attention
 from gptlib.checks import ch2
@@ -21,7 +21,8 @@ REFERENCES = {
 
 # --------------------------------------------------------------------------------------- attention mutants
 def sdpa(scale="sqrt", softmax_dim=-1, mask_after=False, k_as_q=False, invert=False, causal_diag=0,
-         float_ignored=False, dropout="ok", inplace=False):
+         float_ignored=False, dropout="ok", inplace=False, cpu_mask=False, naive_softmax=False, nan_rows=False,
+         fused=False, to_float=False, no_grad_weights=False, square_mask=False):
     """A from-scratch attention with one mistake switched on."""
     def fn(q, k, v, mask=None, is_causal=False, dropout_p=0.0):
         d = q.size(-1)
@@ -32,24 +33,49 @@ def sdpa(scale="sqrt", softmax_dim=-1, mask_after=False, k_as_q=False, invert=Fa
             a, b = (k, q) if k_as_q else (q, k)
             scores = a @ b.transpose(-2, -1)
             scores = {"sqrt": scores / math.sqrt(d), "none": scores, "d": scores / d}[scale]
+        if fused:                                       # the shortcut: torch's attention
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)
         T_q, T_k = scores.shape[-2:]
-        visible = torch.ones(T_q, T_k, dtype=torch.bool).tril(causal_diag) if is_causal else \
-            torch.ones(T_q, T_k, dtype=torch.bool)
+        if square_mask:
+            T_k = T_q
+        dev = None if cpu_mask else q.device
+        visible = torch.ones(T_q, T_k, dtype=torch.bool, device=dev).tril(causal_diag) if is_causal else \
+            torch.ones(T_q, T_k, dtype=torch.bool, device=dev)
         if mask is not None and mask.dtype == torch.bool:
             visible = visible & (mask if not invert else ~mask)
         elif mask is not None and not float_ignored:
             scores = scores + mask
+        sm = scores.masked_fill(~visible, NEG)
         if mask_after:
             w = torch.softmax(scores, dim=softmax_dim) * visible
+        elif naive_softmax:
+            e = sm.exp()
+            w = e / e.sum(dim=softmax_dim, keepdim=True)
+        elif no_grad_weights:
+            with torch.no_grad():
+                w = torch.softmax(sm, dim=softmax_dim)
         else:
-            w = torch.softmax(scores.masked_fill(~visible, NEG), dim=softmax_dim)
+            w = torch.softmax(sm, dim=softmax_dim)
+        if not nan_rows and not mask_after:             # torch: a query with no visible key gets zeros
+            w = w.masked_fill(torch.isneginf(sm).all(-1, keepdim=True), 0.0)
         if dropout_p > 0:
             if dropout == "ok":
                 w = F.dropout(w, dropout_p)
             else:  # forgets the 1/(1-p) rescaling
                 w = w * (torch.rand_like(w) >= dropout_p)
-        return w @ v
+        return (w @ v).float() if to_float else w @ v
     return fn
+
+
+def causal_ignores_device(T, device=None):
+    return torch.ones(T, T, dtype=torch.bool).tril()
+
+
+_CACHED = torch.ones(1024, 1024, dtype=torch.bool).tril()
+
+
+def causal_cached_1024(T, device=None):              # GPT-2's context as a cached mask, sliced
+    return _CACHED[:T, :T].to(device)
 
 
 def causal_triu(T, device=None):
@@ -76,24 +102,50 @@ def merge_no_transpose(y):
 
 # ------------------------------------------------------------------------------------------------ MHA mutants
 def mha(order=(0, 1, 2), causal=True, proj=True, scale_by="hs", merge=attention.merge_heads, use_bias=True,
-        use_rotary=True):
+        use_rotary=True, cpu_mask=False, data=False, mask=None, rotary_before_split=False, dropout="ok"):
+    """GPT-2 attention with one mistake switched on, on both paths (fused: torch's attention, else from scratch)."""
     class Mutated(attention.MultiHeadAttention):
         def forward(self, x, *, rotary=None, attn_bias=None):
             B, T, C = x.shape
             parts = x @ self.c_attn.weight.T + self.c_attn.bias
-            qkv = parts.split(C, dim=2)
+            if data:                                    # .data: old-style, cuts the graph
+                parts = parts.data
+            qkv = list(parts.split(C, dim=2))
+            if rotary is not None and use_rotary and rotary_before_split:
+                qkv[0], qkv[1] = rotary(qkv[0], qkv[1])
             q, k, v = (attention.split_heads(qkv[i], self.n_head) for i in order)
-            if rotary is not None and use_rotary:
+            if rotary is not None and use_rotary and not rotary_before_split:
                 q, k = rotary(q, k)
-            hs = C // self.n_head
-            scores = q @ k.transpose(-2, -1) / math.sqrt(hs if scale_by == "hs" else C)
-            if attn_bias is not None and use_bias:
-                scores = scores + attn_bias
+            scale = 1 / math.sqrt(C // self.n_head if scale_by == "hs" else C)
+            m = None
             if causal:
-                scores = scores.masked_fill(~attention.causal_mask(T), NEG)
-            y = merge(torch.softmax(scores, dim=-1) @ v)
-            return self.c_proj(y) if proj else y
+                cm = (mask or attention.causal_mask)(T, device=None if cpu_mask else x.device)
+                m = torch.zeros(T, T, device=cm.device).masked_fill(~cm, NEG)
+            if attn_bias is not None and use_bias:
+                m = attn_bias if m is None else attn_bias + m
+            p = {"always": self.attn_dropout.p, "none": 0.0}.get(dropout, self.attn_dropout.p if self.training else 0.0)
+            if self.fused:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=m, dropout_p=p, scale=scale)
+            else:
+                scores = q @ k.transpose(-2, -1) * scale
+                if m is not None:
+                    scores = scores + m
+                y = F.dropout(torch.softmax(scores, dim=-1), p) @ v
+            y = merge(y)
+            y = self.c_proj(y) if proj else y
+            return self.resid_dropout(y) if dropout != "no_resid" else y
     return Mutated
+
+
+def mha_always_fused(n_embd, n_head, *, dropout=0.0, bias=True, fused=True):   # ignores fused=False
+    m = attention.MultiHeadAttention(n_embd, n_head, dropout=dropout, bias=bias, fused=True)
+    return m
+
+
+class MHANeverFused(attention.MultiHeadAttention):     # ignores fused=True: always the from-scratch function
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.fused = False
 
 
 MUTANTS = [
@@ -122,6 +174,45 @@ MUTANTS = [
            hint="split_heads/merge_heads"),
     Mutant("check_multi_head_attention", "attn_bias ignored", mha(use_bias=False), hint="attn_bias"),
     Mutant("check_multi_head_attention", "rotary hook ignored", mha(use_rotary=False), hint="rotary"),
+    # new (issue 11) — device: built on the CPU
+    Mutant("check_attention", "causal mask built on the CPU", sdpa(cpu_mask=True), hint="build it on q.device",
+           kind="device"),
+    Mutant("check_causal_mask", "device argument ignored", causal_ignores_device, hint="pass `device`", kind="device"),
+    Mutant("check_multi_head_attention", "causal mask built on the CPU", mha(cpu_mask=True),
+           hint="build it on x.device", kind="device"),
+    # new — dtype
+    Mutant("check_attention", "float32 result for float64 inputs", sdpa(to_float=True), hint="keep the dtype",
+           kind="dtype"),
+    # new — gradients by value
+    Mutant("check_attention", "attention weights computed under no_grad", sdpa(no_grad_weights=True),
+           hint="gradient", kind="gradient"),
+    Mutant("check_multi_head_attention", "q, k, v taken from .data", mha(data=True), hint="gradient", kind="gradient"),
+    # new — edge cases
+    Mutant("check_attention", "softmax without max-subtraction (overflows)", sdpa(naive_softmax=True),
+           hint="row maximum", kind="edge"),
+    Mutant("check_attention", "NaN for a query whose keys are all masked", sdpa(nan_rows=True),
+           hint="all masked", kind="edge"),
+    Mutant("check_causal_mask", "a 1024 mask cached and sliced", causal_cached_1024, hint="cached", kind="edge"),
+    Mutant("check_multi_head_attention", "a 1024 mask cached and sliced", mha(mask=causal_cached_1024),
+           hint="random T", kind="edge"),
+    Mutant("check_multi_head_attention", "rotary applied to (B, T, C) before split_heads",
+           mha(rotary_before_split=True), hint="rotary hook", kind="edge"),
+    Mutant("check_multi_head_attention", "attention dropout also in eval()", mha(dropout="always"), hint="eval()",
+           kind="edge"),
+    Mutant("check_multi_head_attention", "attention dropout never applied", mha(dropout="none"),
+           hint="attention dropout", kind="edge"),
+    Mutant("check_multi_head_attention", "resid_dropout forgotten", mha(dropout="no_resid"), hint="resid_dropout",
+           kind="edge"),
+    # new — shortcuts the text forbids
+    Mutant("check_attention", "calls torch's F.scaled_dot_product_attention", sdpa(fused=True), hint="from scratch",
+           kind="shortcut"),
+    Mutant("check_multi_head_attention", "ignores fused=False", mha_always_fused, hint="fused=False", kind="shortcut"),
+    Mutant("check_multi_head_attention", "ignores fused=True", MHANeverFused, hint="fused=True must call",
+           kind="shortcut"),
+    # new — messages: a crash names the case that was running
+    Mutant("check_attention", "causal mask built (T_q, T_q): crashes when T_q != T_k", sdpa(square_mask=True),
+           hint="T_q=4 != T_k=7", kind="message"),
 ]
 
 test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch2, REFERENCES, MUTANTS)
+test_crash_names_case, test_success_line_stable = robustness_tests(ch2, REFERENCES)

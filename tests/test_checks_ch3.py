@@ -5,7 +5,7 @@ import torch
 
 from gptlib import position
 from gptlib.checks import ch3
-from mutation import Mutant, check_tests
+from mutation import Mutant, check_tests, robustness_tests
 
 REFERENCES = {
     "check_sinusoidal_table": position.sinusoidal_table,
@@ -118,6 +118,57 @@ def bias_variant(kind):
     return alibi_bias
 
 
+# ---- new mutants (issue 11): device, dtype, gradients, sizes beyond a cached table ----
+def rope_cpu_theta(x, positions, base=10000.0):        # frequencies built on the CPU
+    hs = x.size(-1)
+    theta = base ** (-torch.arange(0, hs, 2, dtype=torch.float32) / hs)
+    a = positions.float()[:, None] * theta
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x1 * a.cos() - x2 * a.sin(), x1 * a.sin() + x2 * a.cos()), dim=-1).flatten(-2)
+
+
+def rope_float32_out(x, positions, base=10000.0):      # computes in float32 and forgets .to(x.dtype)
+    return position.rope_rotate(x.float(), positions, base)
+
+
+def rope_no_grad(x, positions, base=10000.0):          # "a fixed transform": computed without autograd
+    with torch.no_grad():
+        return position.rope_rotate(x, positions, base)
+
+
+_COS_SIN_LEN = 1024
+
+
+def rope_cached_table(x, positions, base=10000.0):     # cos/sin precomputed for 1024 positions, then indexed
+    hs = x.size(-1)
+    theta = base ** (-torch.arange(0, hs, 2, dtype=torch.float32, device=x.device) / hs)
+    table = torch.arange(_COS_SIN_LEN, device=x.device).float()[:, None] * theta
+    a = table[positions]
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x1 * a.cos() - x2 * a.sin(), x1 * a.sin() + x2 * a.cos()), dim=-1).flatten(-2)
+
+
+def table_cached_1024(T, d, base=10000.0):            # a 1024-row table sliced
+    return position.sinusoidal_table(1024, d, base)[:T]
+
+
+def bias_cpu_arange(slopes, T):                        # torch.arange(T) on the CPU
+    i = torch.arange(T)
+    return slopes.float()[:, None, None] * (i[None, :] - i[:, None]).clamp(max=0)
+
+
+def bias_float64(slopes, T):                           # float64 distances: a float64 bias
+    i = torch.arange(T, device=slopes.device)
+    return slopes[:, None, None] * (i[None, :] - i[:, None]).clamp(max=0).double()
+
+
+_BIAS_CACHE = (torch.arange(1024)[None, :] - torch.arange(1024)[:, None]).clamp(max=0)
+
+
+def bias_cached_1024(slopes, T):                       # distances cached for 1024 positions, sliced
+    return slopes.float()[:, None, None] * _BIAS_CACHE.to(slopes.device)[:T, :T]
+
+
 MUTANTS = [
     Mutant("check_sinusoidal_table", "sin and cos swapped", table_variant(swap=True), hint="swapped"),
     Mutant("check_sinusoidal_table", "frequency exponent i/d instead of 2i/d", table_variant(exponent=1.0),
@@ -156,6 +207,21 @@ MUTANTS = [
     Mutant("check_alibi_bias", "slope not applied", bias_variant("no_slope"), hint="each head's slope"),
     Mutant("check_alibi_bias", "heads use reversed slopes", bias_variant("heads_reversed"), hint="slopes[h]"),
     Mutant("check_alibi_bias", "negates slopes in place", bias_variant("in_place"), hint="in place"),
+    # new (issue 11) — device
+    Mutant("check_rope_rotate", "frequencies built on the CPU", rope_cpu_theta, hint="build it on x.device",
+           kind="device"),
+    Mutant("check_alibi_bias", "arange built on the CPU", bias_cpu_arange, hint="build it on slopes.device",
+           kind="device"),
+    # new — dtype
+    Mutant("check_rope_rotate", "float32 result for float64 x", rope_float32_out, hint="keep the dtype", kind="dtype"),
+    Mutant("check_alibi_bias", "float64 bias", bias_float64, hint="dtype torch.float64", kind="dtype"),
+    # new — gradients
+    Mutant("check_rope_rotate", "rotation computed under no_grad", rope_no_grad, hint="no gradient", kind="gradient"),
+    # new — sizes beyond a cached table
+    Mutant("check_rope_rotate", "cos/sin cached for 1024 positions", rope_cached_table, hint="random", kind="edge"),
+    Mutant("check_sinusoidal_table", "a 1024-row table sliced", table_cached_1024, hint="random", kind="edge"),
+    Mutant("check_alibi_bias", "distances cached for 1024 positions", bias_cached_1024, hint="random T", kind="edge"),
 ]
 
 test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch3, REFERENCES, MUTANTS)
+test_crash_names_case, test_success_line_stable = robustness_tests(ch3, REFERENCES)

@@ -2,10 +2,11 @@
 import math
 
 import torch
+import torch.nn.functional as F
 
 from gptlib import model as M
 from gptlib.checks import ch4
-from mutation import Mutant, check_tests
+from mutation import Mutant, check_tests, robustness_tests
 
 
 # --------------------------------------------------------------------------------------------- LayerNorm
@@ -138,6 +139,79 @@ def count_float(cfg):
     return float(M.count_params(cfg))
 
 
+# ---- new mutants (issue 11): shortcuts, gradients, large inputs, dtypes, devices, messages ----
+class LNFused(M.LayerNorm):                            # the shortcut the exercise forbids
+    def forward(self, x):
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
+
+
+class LNStatsNoGrad(M.LayerNorm):                      # statistics computed outside the graph
+    def forward(self, x):
+        with torch.no_grad():
+            mean = x.mean(-1, keepdim=True)
+            var = (x - mean).pow(2).mean(-1, keepdim=True)
+        return _affine(self, (x - mean) / torch.sqrt(var + self.eps))
+
+
+class LNNaiveVariance(M.LayerNorm):                    # E[x²] − E[x]²: cancels when |mean| ≫ std
+    def forward(self, x):
+        mean = x.mean(-1, keepdim=True)
+        var = (x * x).mean(-1, keepdim=True) - mean * mean
+        return _affine(self, (x - mean) / torch.sqrt(var + self.eps))
+
+
+class LNFloat32(M.LayerNorm):                          # "for safety" computes in float32 and keeps it
+    def forward(self, x):
+        x = x.float()
+        mean = x.mean(-1, keepdim=True)
+        var = (x - mean).pow(2).mean(-1, keepdim=True)
+        y = (x - mean) / torch.sqrt(var + self.eps) * self.weight.float()
+        return y + self.bias.float() if self.bias is not None else y
+
+
+class LNCpuZeroBias(M.LayerNorm):                      # a missing bias replaced by zeros built on the CPU
+    def forward(self, x):
+        mean = x.mean(-1, keepdim=True)
+        y = (x - mean) / torch.sqrt((x - mean).pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        return y + (self.bias if self.bias is not None else torch.zeros(x.size(-1)))
+
+
+def gelu_fused(x):                                     # the shortcut the exercise forbids
+    return F.gelu(x, approximate="tanh")
+
+
+def gelu_tanh_via_exp(x):                              # tanh(z) = (e^2z - 1) / (e^2z + 1): overflows for |x| >= ~11
+    z = 2 * K * (x + 0.044715 * x**3)
+    return 0.5 * x * (1 + (torch.exp(z) - 1) / (torch.exp(z) + 1))
+
+
+def gelu_rounded_constant(x):                          # 0.7979 for sqrt(2/pi)
+    return 0.5 * x * (1 + torch.tanh(0.7979 * (x + 0.044715 * x**3)))
+
+
+def gelu_float64(x):                                   # computes in float64 "for accuracy" and returns float64
+    x = x.double()
+    return 0.5 * x * (1 + torch.tanh(K * (x + 0.044715 * x**3)))
+
+
+class BlockDetachedResidual(M.Block):                  # the residual path cut from the graph
+    def forward(self, x, *, rotary=None, attn_bias=None):
+        x = x.detach() + self.attn(self.ln_1(x), rotary=rotary, attn_bias=attn_bias)
+        return x + self.mlp(self.ln_2(x))
+
+
+class BlockOwnDropout(M.Block):                        # adds F.dropout itself: active in eval() too
+    def forward(self, x, *, rotary=None, attn_bias=None):
+        p = self.attn.attn_dropout.p
+        x = x + F.dropout(self.attn(self.ln_1(x), rotary=rotary, attn_bias=attn_bias), p)
+        return x + F.dropout(self.mlp(self.ln_2(x)), p)
+
+
+def count_by_building(cfg):                            # builds the model (on meta) instead of counting
+    with torch.device("meta"):
+        return M.GPT(cfg).num_params()
+
+
 REFERENCES = {"check_layer_norm": M.LayerNorm, "check_gelu_tanh": M.gelu_tanh, "check_block": M.Block,
               "check_count_params": M.count_params}
 
@@ -167,6 +241,29 @@ MUTANTS = [
     Mutant("check_count_params", "forgets ln_f", count_no_ln_f, hint="ln_f"),
     Mutant("check_count_params", "forgets the Linear biases", count_no_biases, hint="biases missing"),
     Mutant("check_count_params", "returns a float", count_float, hint="python int"),
+    # new (issue 11) — shortcuts the text forbids
+    Mutant("check_layer_norm", "calls F.layer_norm", LNFused, hint="from scratch", kind="shortcut"),
+    Mutant("check_gelu_tanh", "calls F.gelu(approximate='tanh')", gelu_fused, hint="torch.tanh", kind="shortcut"),
+    Mutant("check_count_params", "builds the model on meta to count it", count_by_building, hint="config alone",
+           kind="shortcut"),
+    # new — gradients by value
+    Mutant("check_layer_norm", "mean and variance under no_grad", LNStatsNoGrad, hint="autograd graph",
+           kind="gradient"),
+    Mutant("check_block", "residual detached", BlockDetachedResidual, hint="residual paths", kind="gradient"),
+    # new — large-magnitude inputs
+    Mutant("check_layer_norm", "variance as E[x²] − E[x]²", LNNaiveVariance, hint="cancellation", kind="edge"),
+    Mutant("check_gelu_tanh", "tanh written with exp", gelu_tanh_via_exp, hint="overflows", kind="edge"),
+    # new — dtypes
+    Mutant("check_layer_norm", "computes and returns float32", LNFloat32, hint="keep the dtype", kind="dtype"),
+    Mutant("check_gelu_tanh", "returns float64 for float32 x", gelu_float64, hint="keep the dtype", kind="dtype"),
+    # new — device
+    Mutant("check_layer_norm", "zeros for a missing bias built on the CPU", LNCpuZeroBias,
+           hint="build it on x.device", kind="device"),
+    # new — dropout > 0 and eval()
+    Mutant("check_block", "its own F.dropout, active in eval()", BlockOwnDropout, hint="eval()", kind="edge"),
+    # new — messages
+    Mutant("check_gelu_tanh", "0.7979 for sqrt(2/pi)", gelu_rounded_constant, hint="rounded constant", kind="message"),
 ]
 
 test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch4, REFERENCES, MUTANTS)
+test_crash_names_case, test_success_line_stable = robustness_tests(ch4, REFERENCES)

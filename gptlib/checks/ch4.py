@@ -1,109 +1,168 @@
 """Checks for Chapter 4's exercises (the GPT model): LayerNorm, gelu_tanh, Block.forward, count_params.
 
 Each check compares the learner's code with PyTorch (F.layer_norm, F.gelu) or with gptlib.model, on inputs chosen
-so that the common mistakes show: distinct sizes, non-zero means, non-trivial LayerNorm weights, a large eps,
-isolation cases (T=1, bias=False), and in-place modification of the input.
+so that the common mistakes show: distinct sizes, non-zero means, a large mean (|mean| ≫ std), non-trivial
+LayerNorm weights, a large eps, large |x| for the GELU, isolation cases (T=1, bias=False), in-place modification
+of the input, float64 inputs, gradients by value, and another device (meta, or CUDA when present). The functions
+the exercise forbids (F.layer_norm, F.gelu, building the model to count it) raise during the check.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
-from gptlib.checks import checker, close, unchanged
+from gptlib.checks import checker, forbid
 
 __all__ = ["check_layer_norm", "check_gelu_tanh", "check_block", "check_count_params"]
 
-
-def _which(got: torch.Tensor, candidates: dict[str, torch.Tensor], default: str, atol: float = 1e-5) -> str:
-    """The hint of the first known mistake whose output equals `got`, else `default`."""
-    if isinstance(got, torch.Tensor):
-        for hint, t in candidates.items():
-            if close(got.detach(), t.detach(), atol=atol):
-                return hint
-    return default
+_LN = ("layer_norm", "native_layer_norm", "group_norm", "rms_norm")
+_LN_HINT = "write LayerNorm from scratch: do not call F.layer_norm or nn.LayerNorm (the check compares with them)"
 
 
 # ----------------------------------------------------------------------------------------------- LayerNorm
-def _ln_candidates(x, w, b, eps):
-    mean = x.mean(-1, keepdim=True)
-    var = (x - mean).pow(2).mean(-1, keepdim=True)
-    bb = b if b is not None else 0.0
-    c = {
-        "eps must go inside the square root: (x - mean) / sqrt(var + eps), not sqrt(var) + eps":
-            (x - mean) / (var.sqrt() + eps) * w + bb,
-        "use the biased variance (divide by C, unbiased=False), not torch.var's default C - 1":
-            (x - mean) / torch.sqrt(x.var(-1, keepdim=True) + eps) * w + bb,
-        "the learned scale and shift are missing: multiply by self.weight and add self.bias after normalising":
-            (x - mean) / torch.sqrt(var + eps),
-        "the shift is missing: add self.bias after scaling by self.weight":
-            (x - mean) / torch.sqrt(var + eps) * w,
-    }
-    if x.dim() >= 2:
-        for dim in range(x.dim() - 1):
-            m0 = x.mean(dim, keepdim=True)
-            v0 = (x - m0).pow(2).mean(dim, keepdim=True)
-            c[f"normalise over the last dimension (the C channels of each vector), not dim {dim}"] = \
-                (x - m0) / torch.sqrt(v0 + eps) * w + bb
-    return c
+def _ln_mistakes(x, w, b, eps):
+    def build():
+        mean = x.mean(-1, keepdim=True)
+        var = (x - mean).pow(2).mean(-1, keepdim=True)
+        bb = b if b is not None else 0.0
+        c = {
+            "eps must go inside the square root: (x - mean) / sqrt(var + eps), not sqrt(var) + eps":
+                (x - mean) / (var.sqrt() + eps) * w + bb,
+            "use the biased variance (divide by C, unbiased=False), not torch.var's default C - 1":
+                (x - mean) / torch.sqrt(x.var(-1, keepdim=True) + eps) * w + bb,
+            "the learned scale and shift are missing: multiply by self.weight and add self.bias after normalising":
+                (x - mean) / torch.sqrt(var + eps),
+            "the shift is missing: add self.bias after scaling by self.weight":
+                (x - mean) / torch.sqrt(var + eps) * w,
+        }
+        naive = (x * x).mean(-1, keepdim=True) - mean * mean  # E[x²] − E[x]² in x's dtype
+        if not torch.allclose(naive.double(), var.double(), rtol=1e-3):
+            c["the variance as mean(x²) − mean(x)² loses all precision when |mean| ≫ std (catastrophic cancellation "
+              "in float32): compute ((x - mean) ** 2).mean(-1)"] = \
+                (x - mean) / torch.sqrt(naive.clamp(min=0) + eps) * w + bb
+        if x.dim() >= 2:
+            for dim in range(x.dim() - 1):
+                m0 = x.mean(dim, keepdim=True)
+                v0 = (x - m0).pow(2).mean(dim, keepdim=True)
+                c[f"normalise over the last dimension (the C channels of each vector), not dim {dim}"] = \
+                    (x - m0) / torch.sqrt(v0 + eps) * w + bb
+        return c
+    return build
 
 
 def check_layer_norm(LayerNorm: type) -> None:
-    """LayerNorm(ndim, eps=..., bias=...) equals F.layer_norm, with non-trivial weight/bias and a large eps."""
-    with checker("LayerNorm") as c:
+    """LayerNorm(ndim, eps=..., bias=...) equals F.layer_norm (values, dtype, gradients), with non-trivial weight/bias
+    and a large eps, computed from scratch."""
+    with checker("LayerNorm", LayerNorm) as c:
         g = torch.Generator().manual_seed(4)
-        cases = [((2, 5, 12), 1e-5, True), ((3, 7), 1.0, True), ((4, 1, 6), 1.0, False), ((1, 1, 10), 0.5, True),
-                 ((2, 3, 4, 8), 1e-5, True)]
-        for shape, eps, bias in cases:
-            C = shape[-1]
-            ln = LayerNorm(C, eps=eps, bias=bias)
-            c.expect(tuple(ln.weight.shape) == (C,), f"LayerNorm({C}).weight",
-                     f"weight must have shape ({C},), got {tuple(ln.weight.shape)}")
-            c.expect((ln.bias is None) == (not bias), f"LayerNorm({C}, bias={bias}).bias",
+
+        def build(C, eps, bias):
+            with forbid(_LN, _LN_HINT):
+                ln = c.call(f"LayerNorm({C}, eps={eps}, bias={bias})", LayerNorm, C, eps=eps, bias=bias)
+            w = getattr(ln, "weight", None)
+            c.expect(isinstance(w, torch.nn.Parameter) and tuple(w.shape) == (C,), f"LayerNorm({C}).weight",
+                     f"self.weight must be a ({C},) Parameter, got {w if w is None else tuple(w.shape)}")
+            c.expect(hasattr(ln, "bias") and (ln.bias is None) == (not bias), f"LayerNorm({C}, bias={bias}).bias",
                      "self.bias must be a (C,) Parameter when bias=True and None when bias=False")
             with torch.no_grad():
                 ln.weight.copy_(1.0 + 0.5 * torch.randn(C, generator=g))
                 if ln.bias is not None:
                     ln.bias.copy_(0.7 * torch.randn(C, generator=g))
-            x = 3.0 + 2.0 * torch.randn(*shape, generator=g)          # non-zero mean, non-unit variance
-            case = f"x {tuple(shape)}, eps={eps}, bias={bias}"
-            got, same = unchanged(ln, x)
-            c.expect(same, case, "x was modified in place: compute new tensors instead of x.sub_/x -= ...")
+            return ln
+
+        cases = [((2, 5, 12), 1e-5, True, 3.0), ((3, 7), 1.0, True, 3.0), ((4, 1, 6), 1.0, False, 3.0),
+                 ((1, 1, 10), 0.5, True, 3.0), ((2, 3, 4, 8), 1e-5, True, 3.0),
+                 ((2, 4, 16), 1e-5, True, 1000.0)]                          # |mean| ≫ std: cancellation shows
+        for shape, eps, bias, mean in cases:
+            C = shape[-1]
+            ln = build(C, eps, bias)
+            x = mean + 2.0 * torch.randn(*shape, generator=g)          # non-zero mean, non-unit variance
+            case = f"x {tuple(shape)} (mean ≈ {mean:g}), eps={eps}, bias={bias}"
+            with forbid(_LN, _LN_HINT):
+                got = c.call(case, ln, x, inplace="x was modified in place: compute new tensors instead of "
+                                                  "x.sub_/x -= ...")
             want = F.layer_norm(x, (C,), ln.weight, ln.bias, eps)
-            hint = _which(got, _ln_candidates(x, ln.weight, ln.bias, eps),
-                          "compare with (x - mean) / sqrt(var + eps) * weight + bias over the last dimension")
-            c.close(got, want, case, hint, atol=1e-5)
-        # gradients must reach the parameters (no .detach(), no torch.no_grad inside forward)
-        ln = LayerNorm(6, eps=1e-5, bias=True)
-        x = torch.randn(2, 3, 6, generator=g, requires_grad=True)
-        (ln(x) * torch.randn(2, 3, 6, generator=g)).sum().backward()
-        c.expect(ln.weight.grad is not None and ln.bias.grad is not None and x.grad is not None, "backward",
-                 "no gradient reached weight/bias/x: do not detach or use torch.no_grad in forward")
+            c.close(got, want, case,
+                    "compare with (x - mean) / sqrt(var + eps) * weight + bias over the last dimension",
+                    atol=1e-5 if mean < 100 else 1e-3, mistakes=_ln_mistakes(x, ln.weight, ln.bias, eps))
+        # float64 module and input: a float64 result
+        ln = build(6, 1e-5, True).double()
+        x = torch.randn(3, 6, generator=g, dtype=torch.float64) + 1
+        with forbid(_LN, _LN_HINT):
+            got = c.call("float64 LayerNorm and x (3, 6)", ln, x)
+        c.close(got, F.layer_norm(x, (6,), ln.weight, ln.bias, 1e-5), "float64 LayerNorm and x (3, 6)",
+                "compute in the input's dtype")
+        # gradients by value, against F.layer_norm's (w.r.t. x, weight and bias)
+        ln = build(6, 1e-5, True)
+        x0 = torch.randn(2, 3, 6, generator=g) * 2 + 1
+        xg, xr = x0.clone().requires_grad_(), x0.clone().requires_grad_()
+        wr, br = ln.weight.detach().clone().requires_grad_(), ln.bias.detach().clone().requires_grad_()
+        with forbid(_LN, _LN_HINT):
+            got = c.call("backward", ln, xg)
+        c.grads("x (2, 3, 6), backward", got, F.layer_norm(xr, (6,), wr, br, 1e-5),
+                {"x": xg, "weight": ln.weight, "bias": ln.bias}, {"x": xr, "weight": wr, "bias": br},
+                "the mean and the variance must be part of the autograd graph: no torch.no_grad(), .detach() or "
+                ".item() around them")
+        # another device: nothing may be built on the CPU
+        for bias in (True, False):
+            ln = build(6, 1e-5, bias).to(c.device)
+            xm = torch.randn(2, 3, 6, device=c.device)
+            case = f"LayerNorm(6, bias={bias}) and x on device {c.device!r}"
+            with forbid(_LN, _LN_HINT):
+                got = c.device_run(case, ln, xm)
+            if got is not None:
+                c.like(got, F.layer_norm(xm, (6,), ln.weight, ln.bias, 1e-5), case, "wrong result")
 
 
 # ----------------------------------------------------------------------------------------------- GELU
 def check_gelu_tanh(gelu_tanh: Callable) -> None:
-    """gelu_tanh(x) equals F.gelu(x, approximate="tanh") (and is not the exact erf GELU)."""
-    with checker("gelu_tanh") as c:
+    """gelu_tanh(x) equals F.gelu(x, approximate="tanh") (and is not the exact erf GELU), with torch.tanh, not F.gelu,
+    in the input's dtype, for large |x| too."""
+    shortcut = "write the formula with torch.tanh: do not call F.gelu / nn.GELU (the check compares with them)"
+    with checker("gelu_tanh", gelu_tanh) as c:
         g = torch.Generator().manual_seed(5)
-        for x in (torch.linspace(-6, 6, 241, dtype=torch.float64),
-                  torch.randn(2, 3, 5, generator=g, dtype=torch.float64) * 2,
-                  torch.tensor([0.0, 1.0, -1.0, 2.5], dtype=torch.float64)):
-            case = f"x of shape {tuple(x.shape)}"
-            got, same = unchanged(gelu_tanh, x)
-            c.expect(same, case, "x was modified in place")
+        cases = [(torch.linspace(-6, 6, 241, dtype=torch.float64), 1e-7, 1e-6),
+                 (torch.randn(2, 3, 5, generator=g, dtype=torch.float64) * 2, 1e-7, 1e-6),
+                 (torch.tensor([0.0, 1.0, -1.0, 2.5], dtype=torch.float64), 1e-7, 1e-6),
+                 (torch.linspace(-30, 30, 121), 1e-5, 1e-5),                       # float32, |x| up to 30
+                 (torch.tensor([-50.0, -20.0, -11.0, 11.0, 20.0, 50.0], dtype=torch.float64), 1e-7, 1e-6)]
+        for x, atol, rtol in cases:
+            case = f"{x.dtype} x of shape {tuple(x.shape)}, |x| ≤ {x.abs().max().item():g}"
+            with forbid(("gelu",), shortcut):
+                got = c.call(case, gelu_tanh, x, inplace="x was modified in place")
             k = (2.0 / torch.pi) ** 0.5
-            candidates = {
-                "that is the exact GELU (erf); GPT-2 uses the tanh approximation": F.gelu(x),
-                "the 0.044715 * x**3 term is missing inside the tanh": 0.5 * x * (1 + torch.tanh(k * x)),
-                "the constant is sqrt(2/pi) ≈ 0.7979": 0.5 * x * (1 + torch.tanh((2 / torch.pi) * (x + 0.044715 * x**3))),
+            t = 2 * k * (x + 0.044715 * x**3)
+            mistakes = {
+                "that is the exact GELU (erf); GPT-2 uses the tanh approximation": lambda: F.gelu(x),
+                "the 0.044715 * x**3 term is missing inside the tanh": lambda: 0.5 * x * (1 + torch.tanh(k * x)),
+                "the constant is sqrt(2/pi) ≈ 0.7979, not 2/pi":
+                    lambda: 0.5 * x * (1 + torch.tanh((2 / torch.pi) * (x + 0.044715 * x**3))),
                 "the constant is sqrt(2/pi) ≈ 0.7979, not sqrt(2)/pi":
-                    0.5 * x * (1 + torch.tanh((2 ** 0.5 / torch.pi) * (x + 0.044715 * x**3))),
-                "the leading factor is 0.5 * x": x * (1 + torch.tanh(k * (x + 0.044715 * x**3))),
+                    lambda: 0.5 * x * (1 + torch.tanh((2 ** 0.5 / torch.pi) * (x + 0.044715 * x**3))),
+                "the leading factor is 0.5 * x": lambda: x * (1 + torch.tanh(k * (x + 0.044715 * x**3))),
+                "NaN/inf for large |x|: tanh written with exp overflows (exp(2z) = inf, inf/inf = NaN); use torch.tanh":
+                    lambda: 0.5 * x * (1 + (torch.exp(t) - 1) / (torch.exp(t) + 1)),
+                "NaN/inf for large |x|: tanh written with exp overflows (exp(-2z) = inf for large negative z); use "
+                "torch.tanh": lambda: 0.5 * x * (1 + (1 - torch.exp(-t)) / (1 + torch.exp(-t))),
             }
-            hint = _which(got, candidates, "use 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))", atol=1e-7)
-            c.close(got, F.gelu(x, approximate="tanh"), case, hint, atol=1e-7, rtol=1e-6)
+            c.close(got, F.gelu(x, approximate="tanh"), case, "use 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * "
+                    "x**3)))", atol=atol, rtol=rtol, mistakes=mistakes,
+                    near="almost: a rounded constant? write math.sqrt(2 / math.pi) (0.7979 is only 4 digits; the "
+                         "check compares to ~1e-7) and 0.044715 exactly")
+        x0 = torch.linspace(-4, 4, 33, dtype=torch.float64)
+        xg, xr = x0.clone().requires_grad_(), x0.clone().requires_grad_()
+        with forbid(("gelu",), shortcut):
+            got = c.call("backward", gelu_tanh, xg)
+        c.grads("x in [-4, 4], backward", got, F.gelu(xr, approximate="tanh"), {"x": xg}, {"x": xr},
+                "differentiate through torch ops only (no .item(), no .detach(), no torch.no_grad())", atol=1e-7)
+        xm = torch.randn(2, 5, device=c.device)
+        case = f"x (2, 5) on device {c.device!r}"
+        with forbid(("gelu",), shortcut):
+            got = c.device_run(case, gelu_tanh, xm)
+        if got is not None:
+            c.like(got, F.gelu(xm, approximate="tanh"), case, "wrong result")
 
 
 # ----------------------------------------------------------------------------------------------- Block
@@ -116,71 +175,117 @@ def _randomise(module: torch.nn.Module, g: torch.Generator) -> None:
                 p.copy_(0.3 * torch.randn(p.shape, generator=g))
 
 
-def _block_candidates(b, x, rotary, attn_bias):
-    a = lambda h: b.attn(h, rotary=rotary, attn_bias=attn_bias)
-    out = {}
-    y = a(b.ln_1(x)); out["the attention branch must be added to x (x = x + attn(ln_1(x))): residual missing"] = \
-        y + b.mlp(b.ln_2(y))
-    y = x + a(b.ln_1(x)); out["the MLP branch must be added to x (x = x + mlp(ln_2(x))): residual missing"] = \
-        b.mlp(b.ln_2(y))
-    y = b.ln_1(x + a(x)); out["that is post-LN (LayerNorm after the sum); GPT-2 is pre-LN: x + attn(ln_1(x))"] = \
-        b.ln_2(y + b.mlp(y))
-    y = x + a(b.ln_1(x)); out["the MLP reads ln_2(x), not ln_1(x)"] = y + b.mlp(b.ln_1(y))
-    y = x + b.mlp(b.ln_2(x)); out["attention comes first, then the MLP"] = y + a(b.ln_1(y))
-    if rotary is not None or attn_bias is not None:
-        y = x + b.attn(b.ln_1(x)); out["pass rotary=rotary and attn_bias=attn_bias on to self.attn"] = \
-            y + b.mlp(b.ln_2(y))
-    return out
+def _block_mistakes(b, x, rotary, attn_bias):
+    def build():
+        a = lambda h: b.attn(h, rotary=rotary, attn_bias=attn_bias)  # noqa: E731
+        out = {}
+        with torch.no_grad():
+            y = a(b.ln_1(x))
+            out["the attention branch must be added to x (x = x + attn(ln_1(x))): residual missing"] = \
+                y + b.mlp(b.ln_2(y))
+            y = x + a(b.ln_1(x))
+            out["the MLP branch must be added to x (x = x + mlp(ln_2(x))): residual missing"] = b.mlp(b.ln_2(y))
+            y = b.ln_1(x + a(x))
+            out["that is post-LN (LayerNorm after the sum); GPT-2 is pre-LN: x + attn(ln_1(x))"] = b.ln_2(y + b.mlp(y))
+            y = x + a(b.ln_1(x))
+            out["the MLP reads ln_2(x), not ln_1(x)"] = y + b.mlp(b.ln_1(y))
+            y = x + b.mlp(b.ln_2(x))
+            out["attention comes first, then the MLP"] = y + a(b.ln_1(y))
+            if rotary is not None or attn_bias is not None:
+                y = x + b.attn(b.ln_1(x))
+                out["pass rotary=rotary and attn_bias=attn_bias on to self.attn"] = y + b.mlp(b.ln_2(y))
+        return out
+    return build
 
 
 def check_block(Block: type) -> None:
-    """Block(config).forward(x, rotary=, attn_bias=) equals gptlib.model.Block with the same weights."""
+    """Block(config).forward(x, rotary=, attn_bias=) equals gptlib.model.Block with the same weights: values,
+    gradients, eval() with dropout, another device."""
     from gptlib.model import Block as RefBlock, GPTConfig
     from gptlib.position import ALiBi, RotaryEmbedding
 
-    with checker("Block") as c:
+    with checker("Block", Block) as c:
         g = torch.Generator().manual_seed(6)
+
+        def build(cfg):
+            ref = RefBlock(cfg).eval()
+            _randomise(ref, g)
+            blk = c.call(f"Block({cfg})", Block, cfg).eval()
+            names = {k: tuple(p.shape) for k, p in blk.state_dict().items()}
+            want = {k: tuple(p.shape) for k, p in ref.state_dict().items()}
+            c.expect(names == want, "Block(config) parameters", f"parameters {sorted(names)} should be {sorted(want)} "
+                     "(ln_1, attn, ln_2, mlp are given: keep them)")
+            blk.load_state_dict(ref.state_dict())
+            return blk, ref
+
         cfg = GPTConfig(vocab_size=50, block_size=16, n_layer=3, n_head=3, n_embd=12)
-        ref = RefBlock(cfg).eval()
-        _randomise(ref, g)
-        blk = Block(cfg).eval()
-        blk.load_state_dict(ref.state_dict())
+        blk, ref = build(cfg)
         rope, alibi = RotaryEmbedding(cfg.head_dim), ALiBi(cfg.n_head)
+        rT = c.rng.randint(17, 80)
         for T, hooks, label in ((5, {}, "no position hooks"), (5, {"rotary": rope}, "rotary=RoPE"),
-                                (5, {"attn_bias": alibi(5)}, "attn_bias=ALiBi"), (1, {}, "T=1")):
+                                (5, {"attn_bias": alibi(5)}, "attn_bias=ALiBi"), (1, {}, "T=1"),
+                                (rT, {"rotary": rope}, f"rotary=RoPE, random T (seed {c.seed})")):
             x = 0.5 + 1.5 * torch.randn(2, T, cfg.n_embd, generator=g)
             case = f"x {tuple(x.shape)}, {label}"
             with torch.no_grad():
-                got, same = unchanged(lambda t: blk(t, **hooks), x)
+                got = c.call(case, lambda t: blk(t, **hooks), x,
+                             inplace="x was modified in place (x += ...): write x = x + ... instead")
                 want = ref(x, **hooks)
-                cands = _block_candidates(ref, x, hooks.get("rotary"), hooks.get("attn_bias"))
-            c.expect(same, case, "x was modified in place (x += ...): write x = x + ... instead")
-            hint = _which(got, cands, "x = x + attn(ln_1(x), rotary=..., attn_bias=...); then x = x + mlp(ln_2(x))")
-            c.close(got, want, case, hint, atol=1e-5)
-        x = torch.randn(2, 4, cfg.n_embd, generator=g, requires_grad=True)
-        blk(x).sum().backward()
-        c.expect(x.grad is not None and blk.ln_1.weight.grad is not None and blk.mlp.c_fc.weight.grad is not None,
-                 "backward", "gradients do not reach x or the sublayers: no detach / no_grad in forward")
+            c.close(got, want, case, "x = x + attn(ln_1(x), rotary=..., attn_bias=...); then x = x + mlp(ln_2(x))",
+                    mistakes=_block_mistakes(ref, x, hooks.get("rotary"), hooks.get("attn_bias")))
+        # gradients by value: w.r.t. x and every parameter
+        x0 = torch.randn(2, 4, cfg.n_embd, generator=g)
+        xg, xr = x0.clone().requires_grad_(), x0.clone().requires_grad_()
+        got = c.call("backward", lambda t: blk(t, attn_bias=alibi(4)), xg)
+        c.grads("x (2, 4, 12), attn_bias=ALiBi, backward", got, ref(xr, attn_bias=alibi(4)),
+                {"x": xg, **dict(blk.named_parameters())}, {"x": xr, **dict(ref.named_parameters())},
+                "both residual paths must carry gradients (x = x + f(x), no .detach(), no torch.no_grad())")
+        # dropout > 0: off in eval()
+        cfg_d = GPTConfig(vocab_size=50, block_size=16, n_layer=3, n_head=3, n_embd=12, dropout=0.3)
+        blk_d, ref_d = build(cfg_d)
+        x = torch.randn(2, 5, 12, generator=g)
+        with torch.no_grad():
+            c.close(c.call("dropout=0.3, eval()", blk_d, x), ref_d(x), "dropout=0.3, eval()",
+                    "in eval() mode nothing is dropped: call the submodules, which know whether they are training")
+        # another device
+        blk_m, ref_m = blk.to(c.device), ref.to(c.device)
+        xm = torch.randn(2, 5, 12, device=c.device)
+        for hooks, label in (({"rotary": rope}, "rotary=RoPE"), ({"attn_bias": alibi.to(c.device)(5)}, "ALiBi")):
+            case = f"x (2, 5, 12) on device {c.device!r}, {label}"
+            with torch.no_grad():
+                got = c.device_run(case, lambda t: blk_m(t, **hooks), xm)
+                if got is not None:
+                    c.like(got, ref_m(xm, **hooks), case, "wrong result")
 
 
 # ----------------------------------------------------------------------------------------------- counting
 def check_count_params(count_params: Callable) -> None:
-    """count_params(config) equals the parameter count of GPT(config) built on the meta device."""
+    """count_params(config) equals the parameter count of GPT(config) (built here on the meta device), computed
+    from the config alone: building the model or any tensor inside count_params fails."""
     from gptlib.model import GPT, GPTConfig
 
-    with checker("count_params") as c:
-        small = dict(vocab_size=101, block_size=32, n_layer=3, n_head=3, n_embd=48)
+    with checker("count_params", count_params) as c:
+        small: dict[str, Any] = dict(vocab_size=101, block_size=32, n_layer=3, n_head=3, n_embd=48)
         configs = [GPTConfig.preset("gpt2"), GPTConfig(**small), GPTConfig(**small, tie_weights=False),
                    GPTConfig(**small, bias=False), GPTConfig(**small, position="sinusoidal"),
                    GPTConfig(**small, position="rope"), GPTConfig(**small, position="alibi", bias=False,
                                                                 tie_weights=False),
                    GPTConfig.preset("gpt2-xl")]
-        for cfg in configs:
-            case = (f"n_layer={cfg.n_layer} n_embd={cfg.n_embd} vocab={cfg.vocab_size} position={cfg.position} "
-                    f"bias={cfg.bias} tie_weights={cfg.tie_weights}")
+        for r in range(3):  # random configs (fresh each run)
+            nh = c.rng.randint(1, 6)
+            configs.append(GPTConfig(vocab_size=c.rng.randint(2, 60000), block_size=c.rng.randint(1, 4096),
+                                     n_layer=c.rng.randint(1, 30), n_head=nh, n_embd=2 * nh * c.rng.randint(1, 40),
+                                     position=c.rng.choice(["learned", "sinusoidal", "rope", "alibi"]),
+                                     bias=c.rng.random() < 0.5, tie_weights=c.rng.random() < 0.5))
+        for i, cfg in enumerate(configs):
+            case = (f"n_layer={cfg.n_layer} n_embd={cfg.n_embd} vocab={cfg.vocab_size} block_size={cfg.block_size} "
+                    f"position={cfg.position} bias={cfg.bias} tie_weights={cfg.tie_weights}"
+                    + (f" (random, seed {c.seed})" if i >= 8 else ""))
             with torch.device("meta"):
                 want = GPT(cfg).num_params()
-            got = count_params(cfg)
+            with forbid(("*",), "count from the config alone: count_params must not build the model (GPT(config)) "
+                                "or any layer or tensor"):
+                got = c.call(case, count_params, cfg)
             c.expect(isinstance(got, int) and not isinstance(got, bool), case,
                      f"return a Python int, got {type(got).__name__}")
             d, C, L = got - want, cfg.n_embd, cfg.n_layer
