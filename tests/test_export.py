@@ -195,6 +195,8 @@ def test_synthetic_notebook_exports_whole_classes_hoisted_imports_all_and_proven
      "uses `LIMIT` while the class is created .*Define `LIMIT` before class A"),
     (["# export: gptlib/m.py\nclass A:\n    pass\n", "# export: gptlib/m.py\nclass B:\n    pass\n",
       "# export: gptlib/m.py\nclass A(A):\n    def f(self) -> B:\n        return B()\n"], "uses `B` while the class"),
+    (["# export: gptlib/m.py\nclass A: x = 1\n", "# export: gptlib/m.py\nclass A(A):\n    y = 2\n"],
+     "written on one line"),
     (["# export: gptlib/m.py\nX = 1\n__all__ = ['Y']\n"], r"remove the hand-written __all__.*not listed \['X'\].*not public \['Y'\]"),
     (["# export: gptlib/m.py\nX = 1\n__all__ += ['X']\n"], "do not write __all__"),
     (["# export: gptlib/m.py\ndef path():\n    return 1\n", "# export: gptlib/m.py\nfrom os import path\n"],

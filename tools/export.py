@@ -321,7 +321,8 @@ class ModuleBuilder:
             if i in class_at:
                 node = class_at[i]
                 block = lines[i:_end(node)]
-                indent = re.match(r"\s*", lines[_start(node.body[0]) - 1]).group()
+                one_line = _start(node.body[0]) == node.lineno          # `class A: x = 1` takes no continuation
+                indent = "" if one_line else re.match(r"\s*", lines[_start(node.body[0]) - 1]).group()
                 self.classes[node.name] = (block, indent)
                 self.class_chunk[node.name] = len(self.chunks)
                 blocks += [block, []]
@@ -377,6 +378,9 @@ class ModuleBuilder:
                         "explicitly, or define the method in the original class.")
             self._check_eager_names(c, where)
             block, indent = self.classes[c.name]
+            if not indent:
+                raise ExportError(f"{where}: class {c.name} is written on one line; give its body lines of its own "
+                                  "so the continuation can join it")
             head_end = _header_end(lines, c, where)
             src_indent = re.match(r"\s*", lines[_start(c.body[0]) - 1]).group()
             body = _reindent(lines[head_end + 1:_end(c)], src_indent, indent, where)
