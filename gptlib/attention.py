@@ -90,9 +90,12 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         scores = scores.masked_fill(~visible, float("-inf"))
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-    weights = torch.softmax(scores, dim=-1)                              # each row sums to 1 over the keys
     if mask is not None:  # a query that may see no key at all gets zeros, not NaN (torch's convention)
-        weights = weights.masked_fill(torch.isneginf(scores).all(dim=-1, keepdim=True), 0.0)
+        empty = torch.isneginf(scores).all(dim=-1, keepdim=True)        # (..., T_q, 1)
+        scores = scores.masked_fill(empty, 0.0)                          # finite there: no NaN, not even in backward
+    weights = torch.softmax(scores, dim=-1)                              # each row sums to 1 over the keys
+    if mask is not None:
+        weights = weights.masked_fill(empty, 0.0)
     if dropout_p > 0.0:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v                                                   # (..., T_q, d_v)

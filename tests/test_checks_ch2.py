@@ -46,6 +46,9 @@ def sdpa(scale="sqrt", softmax_dim=-1, mask_after=False, k_as_q=False, invert=Fa
         elif mask is not None and not float_ignored:
             scores = scores + mask
         sm = scores.masked_fill(~visible, NEG)
+        empty = torch.isneginf(sm).all(-1, keepdim=True)
+        if not nan_rows and not mask_after:             # finite scores on rows with no visible key: no NaN grads
+            sm = sm.masked_fill(empty, 0.0)
         if mask_after:
             w = torch.softmax(scores, dim=softmax_dim) * visible
         elif naive_softmax:
@@ -57,7 +60,7 @@ def sdpa(scale="sqrt", softmax_dim=-1, mask_after=False, k_as_q=False, invert=Fa
         else:
             w = torch.softmax(sm, dim=softmax_dim)
         if not nan_rows and not mask_after:             # torch: a query with no visible key gets zeros
-            w = w.masked_fill(torch.isneginf(sm).all(-1, keepdim=True), 0.0)
+            w = w.masked_fill(empty, 0.0)
         if dropout_p > 0:
             if dropout == "ok":
                 w = F.dropout(w, dropout_p)

@@ -179,7 +179,8 @@ def check_attention(fn) -> None:
                     mistakes=_mistakes(qq, kk, vv, kw.get("mask"), kw.get("is_causal", False), got))
         # gradients by value (w.r.t. q, k, v), against torch's
         for case, mask, causal in (("is_causal=True", None, True), ("float mask (B, 1, T, T)", float_mask, False),
-                                   ("bool mask whose row 2 is all False", empty_bool, False)):
+                                   ("bool mask whose row 2 is all False", empty_bool, False),
+                                   ("float mask whose row 2 is all -inf", empty_float, False)):
             qg, kg, vg = (t.clone().requires_grad_() for t in (q, k, v))
             qr, kr, vr = (t.clone().requires_grad_() for t in (q, k, v))
             with forbid(_SDPA, shortcut):
