@@ -4,11 +4,17 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 NB      ?= chapters/*.ipynb
 STUDENT ?= student
-# Stored outputs are the CPU profile's; tests never touch the network.
-OFFLINE := GPTLIB_PROFILE=cpu HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONHASHSEED=0
+# Stored outputs are the CPU profile's, without progress bars: TQDM_DISABLE=1, and tqdm's one warning in a
+# kernel without ipywidgets ("IProgress not found", at `import tqdm.auto`) is filtered by its message
+# (ipywidgets is not installed on purpose: tqdm's widget bars ignore TQDM_DISABLE). Offline: the Hugging Face
+# libraries are told so, and GPTLIB_OFFLINE=1 with tools/offline on PYTHONPATH installs the network guard
+# (tools/offline/sitecustomize.py) in every Python process: pytest, notebook kernels, their subprocesses.
+OFFLINE := GPTLIB_PROFILE=cpu HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONHASHSEED=0 \
+           TQDM_DISABLE=1 PYTHONWARNINGS="ignore:IProgress not found$${PYTHONWARNINGS:+,$$PYTHONWARNINGS}" \
+           GPTLIB_OFFLINE=1 PYTHONPATH="$(CURDIR)/tools/offline$${PYTHONPATH:+:$$PYTHONPATH}"
 NBVAL   := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=1200
 
-.PHONY: book test lab export execute student clean env
+.PHONY: book test lab export execute student clean env typecheck
 
 env: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
@@ -23,6 +29,9 @@ book: $(STAMP)  ## build the HTML book into _build/html (warnings are errors)
 
 test: $(STAMP)  ## the whole test suite, every notebook re-executed and compared by nbval
 	$(OFFLINE) $(PY) -m pytest tests chapters $(NBVAL) -q -rs --durations=15
+
+typecheck: $(STAMP)  ## mypy on gptlib (config in pyproject.toml; tests/test_typing.py runs the same)
+	$(PY) -m mypy gptlib
 
 lab: $(STAMP)  ## JupyterLab on the chapters
 	$(VENV)/bin/jupyter lab chapters/

@@ -1,31 +1,21 @@
-"""Test-session set-up shared by tests/ and the nbval notebook runs (see tests/README section in README.md)."""
-import socket
+"""Test-session set-up shared by tests/ and the nbval notebook runs.
 
-import nbval.plugin as _nbval
-import pytest
+Offline, always: the guard of tools/offline/ is installed in this process, and GPTLIB_OFFLINE=1 plus
+tools/offline on PYTHONPATH are put into the environment, so every notebook kernel and subprocess started
+from the tests installs it at start-up too (tools/offline/gptlib_offline.py says exactly what it blocks).
+nbval compares every output stream, stderr included; progress bars are silenced at the source as the
+Makefile does (TQDM_DISABLE=1; tqdm's "IProgress not found" warning filtered by its message).
+"""
+import os
+import sys
+from pathlib import Path
 
-# nbval compares every output stream; stderr carries warnings and progress bars, which are not results.
-_orig_init = _nbval.IPyNbFile.__init__
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tools" / "offline"))
+import gptlib_offline  # noqa: E402
 
-
-def _init(self, *args, **kwargs):
-    _orig_init(self, *args, **kwargs)
-    self.skip_compare = tuple(self.skip_compare) + ("stderr",)
-
-
-_nbval.IPyNbFile.__init__ = _init
-
-
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch):
-    """Offline, always: any test that opens a non-loopback connection fails."""
-    real_connect = socket.socket.connect
-
-    def guarded(self, address):
-        host = address[0] if isinstance(address, tuple) else address
-        if isinstance(host, str) and not (host.startswith("127.") or host in ("localhost", "::1", "")) \
-                and self.family in (socket.AF_INET, socket.AF_INET6):
-            raise RuntimeError(f"test tried to reach the network ({address}); tests must run offline")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", guarded)
+gptlib_offline.activate_for_children()
+gptlib_offline.install()
+os.environ.setdefault("TQDM_DISABLE", "1")
+QUIET_TQDM = "ignore:IProgress not found"          # tqdm.auto in a kernel without ipywidgets, at import
+if QUIET_TQDM not in os.environ.get("PYTHONWARNINGS", ""):
+    os.environ["PYTHONWARNINGS"] = ",".join(w for w in (QUIET_TQDM, os.environ.get("PYTHONWARNINGS")) if w)

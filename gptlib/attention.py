@@ -14,9 +14,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["scaled_dot_product_attention", "causal_mask", "split_heads", "merge_heads", "MultiHeadAttention"]
+__all__ = ["causal_mask", "scaled_dot_product_attention", "split_heads", "merge_heads", "MultiHeadAttention"]
 
 
+# from chapters/02_attention.ipynb, cell 18
 def _check_mask(mask: Optional[torch.Tensor], scores_shape: tuple[int, ...], what: str = "mask") -> None:
     """A mask must be bool (True = may attend) or floating (added to the scores), broadcastable to the scores."""
     if mask is None:
@@ -60,6 +61,7 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask, is_causa
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
 
 
+# from chapters/02_attention.ipynb, cell 27
 def causal_mask(T: int, device=None) -> torch.Tensor:
     """(T, T) bool mask, True on and below the diagonal: position t may attend to positions 0..t."""
     if isinstance(T, bool) or not isinstance(T, int):
@@ -69,6 +71,7 @@ def causal_mask(T: int, device=None) -> torch.Tensor:
     return torch.ones(T, T, dtype=torch.bool, device=device).tril()
 
 
+# from chapters/02_attention.ipynb, cell 30
 def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                                  mask: Optional[torch.Tensor] = None, is_causal: bool = False,
                                  dropout_p: float = 0.0) -> torch.Tensor:
@@ -98,6 +101,7 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     return weights @ v                                                   # (..., T_q, d_v)
 
 
+# from chapters/02_attention.ipynb, cell 41
 def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
     """(B, T, C) -> (B, n_head, T, C // n_head): each head gets its own slice of the channels."""
     if x.dim() != 3:
@@ -116,6 +120,7 @@ def merge_heads(y: torch.Tensor) -> torch.Tensor:
     return y.transpose(1, 2).contiguous().view(B, T, nh * hs)          # (B, T, C)
 
 
+# from chapters/02_attention.ipynb, cell 48
 class MultiHeadAttention(nn.Module):
     """Multi-head causal self-attention, GPT-2 style (module names match GPT-2 checkpoint keys).
 

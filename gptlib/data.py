@@ -14,8 +14,16 @@ import numpy as np
 import torch
 
 import gptlib
+from gptlib.tokenizer import BPETokenizer
+
+__all__ = [
+    "Play", "load_plays", "corpus_text", "build_course_tokenizer", "Passage", "passages", "load_passages",
+    "VAL_PLAYS", "split_by_play", "encode_plays", "write_shard", "load_shard", "make_windows", "TokenWindows",
+    "make_dataloader", "get_batch",
+]
 
 
+# from chapters/01_tokenization.ipynb, cell 7
 @dataclass(frozen=True)
 class Play:
     play: str       # slug, e.g. "macbeth"
@@ -42,9 +50,7 @@ def load_plays(genres=None, data_dir=None) -> list[Play]:
             for r in index if genres is None or r["genre"] in genres]
 
 
-from gptlib.tokenizer import BPETokenizer  # noqa: E402
-
-
+# from chapters/01_tokenization.ipynb, cell 61
 def corpus_text(plays: list[Play] | None = None) -> str:
     """The plays' texts joined by newlines (the text the course tokenizer is trained on)."""
     return "\n".join(p.text for p in (load_plays() if plays is None else plays))
@@ -56,6 +62,7 @@ def build_course_tokenizer(vocab_size: int = 1024, path=None) -> Path:
     return BPETokenizer().train(corpus_text(), vocab_size).save(path)
 
 
+# from chapters/01_tokenization.ipynb, cell 81
 @dataclass(frozen=True)
 class Passage:
     play: str
@@ -118,6 +125,7 @@ def load_passages(plays: list[Play] | None = None) -> list[Passage]:
     return [x for p in (load_plays() if plays is None else plays) for x in passages(p)]
 
 
+# from chapters/01_tokenization.ipynb, cell 84
 VAL_PLAYS = ("twelfth-night", "henry-v", "measure-for-measure", "julius-caesar", "the-tempest", "macbeth")
 
 
@@ -132,6 +140,7 @@ def split_by_play(plays: list[Play], val_plays=VAL_PLAYS) -> tuple[list[Play], l
     return train, val
 
 
+# from chapters/01_tokenization.ipynb, cell 87
 def encode_plays(plays: list[Play], tokenizer) -> np.ndarray:
     """Token ids of the plays, each followed by <|endoftext|>; works with tiktoken or BPETokenizer."""
     ids: list[int] = []
@@ -168,6 +177,7 @@ def load_shard(path) -> np.ndarray:
     return np.memmap(path, dtype=np.uint16, mode="r")
 
 
+# from chapters/01_tokenization.ipynb, cell 91
 def make_windows(tokens: torch.Tensor, block_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
     """All (input, target) windows of `block_size` tokens, starting every `stride` tokens: (n, T) each."""
     tokens = torch.as_tensor(tokens)
@@ -180,6 +190,7 @@ def make_windows(tokens: torch.Tensor, block_size: int, stride: int) -> tuple[to
     return x, y
 
 
+# from chapters/01_tokenization.ipynb, cell 94
 class TokenWindows(torch.utils.data.Dataset):
     """Window i = tokens[i*stride : i*stride + block_size + 1], returned as (x, y) int64 tensors of (T,)."""
 

@@ -22,12 +22,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gptlib.attention import MultiHeadAttention
-from gptlib.position import (POSITIONS, ALiBi, LearnedPositionalEmbedding, RotaryEmbedding,
-                             SinusoidalPositionalEncoding)
+from gptlib.position import (
+    POSITIONS, ALiBi, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding,
+)
 
-__all__ = ["GPTConfig", "LayerNorm", "FusedLayerNorm", "gelu_exact", "gelu_tanh", "GELU", "MLP", "Block", "GPT",
-           "lm_loss", "linear_cross_entropy", "count_params", "flops_per_token", "training_memory", "ACTIVATIONS"]
+__all__ = [
+    "ACTIVATIONS", "GPTConfig", "LayerNorm", "FusedLayerNorm", "gelu_exact", "gelu_tanh", "GELU", "MLP",
+    "Block", "linear_cross_entropy", "lm_loss", "GPT", "count_params", "flops_per_token", "training_memory",
+]
 
+
+# from chapters/04_model.ipynb, cell 5
 ACTIVATIONS = ("gelu_tanh", "gelu")  # GPT-2 uses the tanh approximation ("gelu_new" in transformers)
 
 
@@ -101,6 +106,7 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
 
 
+# from chapters/04_model.ipynb, cell 9
 class LayerNorm(nn.Module):
     """Layer normalisation over the last dimension, from scratch (weight = γ, bias = β, as in GPT-2's keys)."""
 
@@ -130,6 +136,7 @@ class FusedLayerNorm(LayerNorm):
         return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
 
 
+# from chapters/04_model.ipynb, cell 15
 def gelu_exact(x: torch.Tensor) -> torch.Tensor:
     """GELU(x) = x·Φ(x), with the normal CDF written with erf."""
     return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
@@ -140,6 +147,7 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
 
 
+# from chapters/04_model.ipynb, cell 19
 class GELU(nn.Module):
     """GELU as a module: approximate="tanh" (GPT-2) or "none" (erf); fused=True uses torch's F.gelu kernel."""
 
@@ -177,6 +185,7 @@ class MLP(nn.Module):
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))     # (B, T, C) -> (B, T, 4C) -> (B, T, C)
 
 
+# from chapters/04_model.ipynb, cell 22
 class Block(nn.Module):
     """One GPT-2 block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
@@ -194,6 +203,7 @@ class Block(nn.Module):
         return x
 
 
+# from chapters/04_model.ipynb, cell 28
 class _LinearCrossEntropy(torch.autograd.Function):
     """mean CE(h @ weight.T, targets), chunk by chunk; the gradients are computed in the same pass."""
 
@@ -244,6 +254,7 @@ def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.T
                                      chunk_size)
 
 
+# from chapters/04_model.ipynb, cell 30
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
     """Mean next-token cross-entropy: logits (B, T, V), targets (B, T) (ignore_index positions are skipped)."""
     if logits.dim() != 3 or targets.shape != logits.shape[:2]:
@@ -377,6 +388,7 @@ class GPT(nn.Module):
         return n
 
 
+# from chapters/04_model.ipynb, cell 46
 def count_params(config: GPTConfig) -> int:
     """The number of distinct trainable parameters of GPT(config), computed from the config alone."""
     C, b = config.n_embd, int(config.bias)
@@ -391,6 +403,7 @@ def count_params(config: GPTConfig) -> int:
     return embeddings + config.n_layer * block + layer_norm + head
 
 
+# from chapters/04_model.ipynb, cell 51
 def flops_per_token(config: GPTConfig, seq_len: int | None = None, training: bool = True) -> int:
     """Matmul FLOPs per token: 6N + 12·L·T·C for training (2N + 4·L·T·C forward only), T = seq_len or block_size.
 
@@ -413,6 +426,7 @@ def training_memory(config: GPTConfig, bytes_per_param: int = 4) -> dict[str, in
             "total": n * (2 * bytes_per_param + 8)}
 
 
+# from chapters/04_model.ipynb, cell 58
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 _HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")

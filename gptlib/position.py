@@ -12,6 +12,13 @@ import math
 import torch
 from torch import nn
 
+__all__ = [
+    "POSITIONS", "LearnedPositionalEmbedding", "sinusoidal_table", "SinusoidalPositionalEncoding",
+    "rope_rotate", "RotaryEmbedding", "alibi_slopes", "alibi_bias", "ALiBi",
+]
+
+
+# from chapters/03_position.ipynb, cell 11
 POSITIONS = ("learned", "sinusoidal", "rope", "alibi")  # the choices GPTConfig.position accepts
 
 
@@ -40,6 +47,7 @@ def _check_range(lo: int, hi: int, block_size: int | None, who: str) -> None:
                          f"to the last {block_size} tokens or build the model with a larger block_size.")
 
 
+# from chapters/03_position.ipynb, cell 12
 class LearnedPositionalEmbedding(nn.Embedding):
     """GPT-2's `wpe`: one trained vector per position 0..block_size-1, added to the token embedding.
 
@@ -58,6 +66,7 @@ class LearnedPositionalEmbedding(nn.Embedding):
         return super().forward(pos)  # (..., n_embd)
 
 
+# from chapters/03_position.ipynb, cell 19
 def sinusoidal_table(T: int, d: int, base: float = 10000.0) -> torch.Tensor:
     """The (T, d) float32 encoding of Vaswani et al.: PE[p, 2i] = sin(p / base^(2i/d)), PE[p, 2i+1] = cos(same)."""
     if d % 2:
@@ -70,6 +79,7 @@ def sinusoidal_table(T: int, d: int, base: float = 10000.0) -> torch.Tensor:
     return table.float()
 
 
+# from chapters/03_position.ipynb, cell 26
 class SinusoidalPositionalEncoding(nn.Module):
     """The fixed sin/cos table of "Attention Is All You Need", looked up like an embedding (no parameters)."""
 
@@ -90,6 +100,7 @@ class SinusoidalPositionalEncoding(nn.Module):
         return f"block_size={self.block_size}, n_embd={self.n_embd}, base={self.base}"
 
 
+# from chapters/03_position.ipynb, cell 32
 def rope_rotate(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
     """Rotate each interleaved pair (x[..., 2i], x[..., 2i+1]) of x (..., T, hs) by the angle
     positions[t] * base^(-2i/hs), counter-clockwise (RoFormer's convention). Returns a new tensor like x."""
@@ -107,6 +118,7 @@ def rope_rotate(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0)
     return rotated.flatten(-2).to(x.dtype)                                                 # re-interleave: (..., T, hs)
 
 
+# from chapters/03_position.ipynb, cell 39
 class RotaryEmbedding(nn.Module):
     """RoPE as MultiHeadAttention's `rotary` hook: `q, k = rope(q, k)` on (B, nh, T, hs), positions offset..offset+T-1.
 
@@ -147,6 +159,7 @@ class RotaryEmbedding(nn.Module):
         return f"head_dim={self.head_dim}, block_size={self.block_size}, base={self.base}"
 
 
+# from chapters/03_position.ipynb, cell 46
 def alibi_slopes(n_head: int) -> torch.Tensor:
     """ALiBi's per-head slopes (n_head,) float32, as in Press et al.: for a power of two n, the geometric sequence
     2^(-8/n), 2^(-16/n), ..., 2^(-8); otherwise the slopes of the nearest lower power of two followed by every
@@ -163,6 +176,7 @@ def alibi_slopes(n_head: int) -> torch.Tensor:
     return torch.tensor(slopes, dtype=torch.float32)
 
 
+# from chapters/03_position.ipynb, cell 51
 def alibi_bias(slopes: torch.Tensor, T: int) -> torch.Tensor:
     """ALiBi's additive score bias (n_head, T, T) for slopes (n_head,): bias[h, i, j] = -slopes[h] * (i - j) for
     keys j at or before query i (0 on the diagonal) and 0 above the diagonal (the causal mask removes those)."""
@@ -172,6 +186,7 @@ def alibi_bias(slopes: torch.Tensor, T: int) -> torch.Tensor:
     return slopes.float()[:, None, None] * offset            # (n_head, T, T)
 
 
+# from chapters/03_position.ipynb, cell 54
 class ALiBi(nn.Module):
     """Attention with Linear Biases: `attn_bias = alibi(T)` (n_head, T, T), added to the scores by MultiHeadAttention."""
 

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+__all__ = ["PROFILE_ENV", "Profile", "detect_device", "get_profile", "seed_everything"]
+
+
+# from chapters/00_setup.ipynb, cell 1
 PROFILE_ENV = "GPTLIB_PROFILE"  # "cpu", "gpu" or "auto" (the default)
 
 

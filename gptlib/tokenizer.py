@@ -18,6 +18,14 @@ import tiktoken
 
 import gptlib
 
+__all__ = [
+    "GPT2_SPLIT_PATTERN", "ENDOFTEXT", "get_stats", "merge", "train_merges", "encode_chunk", "decode_ids",
+    "BPETokenizer", "GPT2_TIKTOKEN_SHA256", "gpt2_tokenizer", "course_tokenizer", "bytes_to_unicode",
+    "HF_TOKENIZER_FILES",
+]
+
+
+# from chapters/01_tokenization.ipynb, cell 16
 # GPT-2's pre-tokenizer (tiktoken's r50k/gpt2 pattern): contractions, letter runs, digit runs, punctuation
 # runs (each with one optional leading space) and whitespace. Needs the `regex` module for \p{L} and `++`.
 GPT2_SPLIT_PATTERN = (r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s""")
@@ -32,6 +40,7 @@ def get_stats(ids: list[int], counts: dict | None = None) -> dict[tuple[int, int
     return counts
 
 
+# from chapters/01_tokenization.ipynb, cell 19
 def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     """Replace every non-overlapping occurrence of `pair` in `ids` (left to right) by `new_id`."""
     out, i, n = [], 0, len(ids)
@@ -45,6 +54,7 @@ def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     return out
 
 
+# from chapters/01_tokenization.ipynb, cell 26
 def train_merges(chunk_counts: dict[bytes, int], num_merges: int, first_id: int = 256,
                  verbose: bool = False) -> dict[tuple[int, int], int]:
     """Incremental BPE training on distinct pre-token chunks (bytes -> count): the `num_merges` merges,
@@ -94,6 +104,7 @@ def train_merges(chunk_counts: dict[bytes, int], num_merges: int, first_id: int 
     return merges
 
 
+# from chapters/01_tokenization.ipynb, cell 30
 def encode_chunk(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int]:
     """Apply the learned merges to one chunk's ids, lowest rank (earliest merge) first."""
     ids = list(ids)
@@ -105,11 +116,13 @@ def encode_chunk(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int
     return ids
 
 
+# from chapters/01_tokenization.ipynb, cell 34
 def decode_ids(ids: list[int], vocab: dict[int, bytes]) -> str:
     """Token ids -> text: join the tokens' bytes, decode UTF-8 once, U+FFFD for incomplete characters."""
     return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
 
 
+# from chapters/01_tokenization.ipynb, cell 37
 class BPETokenizer:
     """Byte-level BPE: `train(text, vocab_size)`, `encode`, `decode`, `save`/`load`, `from_tiktoken`."""
 
@@ -153,8 +166,7 @@ class BPETokenizer:
                     {s: 256 + num_merges + i for i, s in enumerate(special_tokens)}, None)
         return self
 
-
-class BPETokenizer(BPETokenizer):  # continued: the exporter merges these methods into the class above
+    # from chapters/01_tokenization.ipynb, cell 39 (continues BPETokenizer)
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode text, treating special-token text as ordinary text."""
         if not isinstance(text, str):
@@ -227,22 +239,7 @@ class BPETokenizer(BPETokenizer):  # continued: the exporter merges these method
         """Token ids -> text. A sequence cut inside a multi-byte character decodes to U+FFFD there."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
-
-GPT2_TIKTOKEN_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
-
-
-def _bpe_parts(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[bytes]:
-    """BPE-encode `token` using only tokens of rank < max_rank; returns the parts (as bytes)."""
-    parts = [bytes([b]) for b in token]
-    while len(parts) > 1:
-        best = min(range(len(parts) - 1), key=lambda i: ranks.get(parts[i] + parts[i + 1], max_rank))
-        if ranks.get(parts[best] + parts[best + 1], max_rank) >= max_rank:
-            break
-        parts[best:best + 2] = [parts[best] + parts[best + 1]]
-    return parts
-
-
-class BPETokenizer(BPETokenizer):  # continued: the exporter merges these methods into the class above
+    # from chapters/01_tokenization.ipynb, cell 48 (continues BPETokenizer)
     def save(self, path) -> Path:
         """Write the tokenizer as JSON (one merge per line: deterministic, diff-friendly)."""
         path = Path(path)
@@ -283,45 +280,7 @@ class BPETokenizer(BPETokenizer):  # continued: the exporter merges these method
             merges[(ranks[parts[0]], ranks[parts[1]])] = rank
         return cls(merges, encoding._pat_str, dict(encoding._special_tokens), byte_ids)
 
-
-def gpt2_tokenizer() -> tiktoken.Encoding:
-    """tiktoken's "gpt2" encoding, built offline from data/gpt2.tiktoken (its SHA-256 checked)."""
-    path = gptlib.DATA_DIR / "gpt2.tiktoken"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: it ships with the course (data/README.md says how to "
-                                f"rebuild it), or set GPTLIB_DATA to the folder that holds it")
-    raw = path.read_bytes()
-    if hashlib.sha256(raw).hexdigest() != GPT2_TIKTOKEN_SHA256:
-        raise ValueError(f"{path} does not have the SHA-256 of GPT-2's ranks ({GPT2_TIKTOKEN_SHA256}): "
-                         "the file is corrupted or a different one; rebuild it with data/build_data.py")
-    ranks = {base64.b64decode(tok): int(rank) for tok, rank in (line.split() for line in raw.splitlines() if line)}
-    return tiktoken.Encoding(name="gpt2", pat_str=GPT2_SPLIT_PATTERN, mergeable_ranks=ranks,
-                             special_tokens={ENDOFTEXT: 50256}, explicit_n_vocab=50257)
-
-
-def course_tokenizer(vocab_size: int = 1024) -> BPETokenizer:
-    """The course's byte-level BPE trained on all of Shakespeare (data/tokenizers/shakespeare-<size>.json)."""
-    path = gptlib.DATA_DIR / "tokenizers" / f"shakespeare-{vocab_size}.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: rebuild it with "
-                                f"`python -c 'from gptlib.data import build_course_tokenizer as b; b({vocab_size})'`")
-    return BPETokenizer.load(path)
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's one-to-one map byte -> printable character, which writes byte tokens as text in vocab.json and
-    merges.txt: the 188 printable bytes stand for themselves, the 68 others (space, control characters, ...)
-    for U+0100 onwards in byte order, so the space is "Ġ" (U+0120) and the newline "Ċ" (U+010A)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    others = [b for b in range(256) if b not in printable]
-    return {**{b: chr(b) for b in printable}, **{b: chr(256 + k) for k, b in enumerate(others)}}
-
-
-# what save_pretrained writes; a tokenizer.json in the same folder would take precedence in transformers
-HF_TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
-
-
-class BPETokenizer(BPETokenizer):  # continued: the exporter merges these methods into the class above
+    # from chapters/01_tokenization.ipynb, cell 69 (continues BPETokenizer)
     def save_pretrained(self, save_directory, *, overwrite: bool = False,
                         model_max_length: int | None = None) -> Path:
         """Write the tokenizer in Hugging Face's GPT-2 format (vocab.json, merges.txt, tokenizer_config.json,
@@ -417,3 +376,57 @@ class BPETokenizer(BPETokenizer):  # continued: the exporter merges these method
             merges[(vocab[a], vocab[b])] = last = new_id
         made = set(byte_ids) | set(merges.values())
         return cls(merges, GPT2_SPLIT_PATTERN, {t: i for t, i in vocab.items() if i not in made}, byte_ids)
+
+
+# from chapters/01_tokenization.ipynb, cell 47
+GPT2_TIKTOKEN_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
+
+
+def _bpe_parts(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[bytes]:
+    """BPE-encode `token` using only tokens of rank < max_rank; returns the parts (as bytes)."""
+    parts = [bytes([b]) for b in token]
+    while len(parts) > 1:
+        best = min(range(len(parts) - 1), key=lambda i: ranks.get(parts[i] + parts[i + 1], max_rank))
+        if ranks.get(parts[best] + parts[best + 1], max_rank) >= max_rank:
+            break
+        parts[best:best + 2] = [parts[best] + parts[best + 1]]
+    return parts
+
+
+# from chapters/01_tokenization.ipynb, cell 49
+def gpt2_tokenizer() -> tiktoken.Encoding:
+    """tiktoken's "gpt2" encoding, built offline from data/gpt2.tiktoken (its SHA-256 checked)."""
+    path = gptlib.DATA_DIR / "gpt2.tiktoken"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: it ships with the course (data/README.md says how to "
+                                f"rebuild it), or set GPTLIB_DATA to the folder that holds it")
+    raw = path.read_bytes()
+    if hashlib.sha256(raw).hexdigest() != GPT2_TIKTOKEN_SHA256:
+        raise ValueError(f"{path} does not have the SHA-256 of GPT-2's ranks ({GPT2_TIKTOKEN_SHA256}): "
+                         "the file is corrupted or a different one; rebuild it with data/build_data.py")
+    ranks = {base64.b64decode(tok): int(rank) for tok, rank in (line.split() for line in raw.splitlines() if line)}
+    return tiktoken.Encoding(name="gpt2", pat_str=GPT2_SPLIT_PATTERN, mergeable_ranks=ranks,
+                             special_tokens={ENDOFTEXT: 50256}, explicit_n_vocab=50257)
+
+
+def course_tokenizer(vocab_size: int = 1024) -> BPETokenizer:
+    """The course's byte-level BPE trained on all of Shakespeare (data/tokenizers/shakespeare-<size>.json)."""
+    path = gptlib.DATA_DIR / "tokenizers" / f"shakespeare-{vocab_size}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: rebuild it with "
+                                f"`python -c 'from gptlib.data import build_course_tokenizer as b; b({vocab_size})'`")
+    return BPETokenizer.load(path)
+
+
+# from chapters/01_tokenization.ipynb, cell 66
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's one-to-one map byte -> printable character, which writes byte tokens as text in vocab.json and
+    merges.txt: the 188 printable bytes stand for themselves, the 68 others (space, control characters, ...)
+    for U+0100 onwards in byte order, so the space is "Ġ" (U+0120) and the newline "Ċ" (U+010A)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return {**{b: chr(b) for b in printable}, **{b: chr(256 + k) for k, b in enumerate(others)}}
+
+
+# what save_pretrained writes; a tokenizer.json in the same folder would take precedence in transformers
+HF_TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")

@@ -1,5 +1,4 @@
 """tools/nbbuild.py round-trips every chapter: notebook -> percent-format Python -> notebook, byte for byte."""
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -8,11 +7,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
+import nb as nbrules  # noqa: E402
 import nbbuild  # noqa: E402
 
-
-def src(cell):
-    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+src = nbrules.source
 
 
 @pytest.mark.parametrize("nb", sorted((ROOT / "chapters").glob("*.ipynb")), ids=lambda p: p.name)
@@ -22,9 +20,8 @@ def test_round_trip_keeps_sources_tags_and_outputs(nb, tmp_path):
     out = tmp_path / nb.name
     shutil.copy(nb, out)                       # building over the old file keeps outputs of unchanged cells
     nbbuild.build(py, out)
-    a, b = json.loads(nb.read_text())["cells"], json.loads(out.read_text())["cells"]
-    assert [(c["cell_type"], src(c), c.get("metadata", {}).get("tags", [])) for c in a] == \
-           [(c["cell_type"], src(c), c.get("metadata", {}).get("tags", [])) for c in b]
+    a, b = nbrules.cells(nb), nbrules.cells(out)
+    assert [(c["cell_type"], src(c), nbrules.tags(c)) for c in a] == [(c["cell_type"], src(c), nbrules.tags(c)) for c in b]
     assert [c.get("outputs") for c in a] == [c.get("outputs") for c in b]
     assert out.read_bytes() == nb.read_bytes(), "a rebuild without edits must not change the file"
 
@@ -36,5 +33,5 @@ def test_an_edited_cell_loses_its_stale_outputs(tmp_path):
     out = tmp_path / nb.name
     shutil.copy(nb, out)
     nbbuild.build(py, out)
-    edited = [c for c in json.loads(out.read_text())["cells"] if "print(P.name)" in src(c)]
+    edited = [c for c in nbrules.cells(out) if "print(P.name)" in src(c)]
     assert edited and edited[0]["outputs"] == [] and edited[0]["execution_count"] is None

@@ -6,15 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from gptlib import position
+from gptlib.attention import MultiHeadAttention
 from gptlib.position import (POSITIONS, ALiBi, LearnedPositionalEmbedding, RotaryEmbedding,
                              SinusoidalPositionalEncoding, alibi_bias, alibi_slopes, rope_rotate, sinusoidal_table)
-
-try:
-    from gptlib.attention import MultiHeadAttention
-except ImportError:  # pragma: no cover - Chapter 2 not exported yet
-    MultiHeadAttention = None
-needs_attention = pytest.mark.skipif(MultiHeadAttention is None, reason="gptlib.attention not available")
 
 
 def test_positions_are_the_four_config_choices():
@@ -252,7 +246,6 @@ def reference_attention(mha, x, rotate=None, bias=None):
     return mha.c_proj((att @ v).transpose(1, 2).reshape(B, T, C))
 
 
-@needs_attention
 @pytest.mark.parametrize("fused", [True, False])
 def test_rope_and_alibi_plug_into_multi_head_attention(fused):
     torch.manual_seed(4)
@@ -268,7 +261,6 @@ def test_rope_and_alibi_plug_into_multi_head_attention(fused):
         assert torch.allclose(got, reference_attention(mha, x, bias=bias.float()), atol=1e-5)
 
 
-@needs_attention
 def test_every_method_breaks_the_prefix_symmetry_and_rope_alibi_are_shift_invariant():
     torch.manual_seed(5)
     C, nh, T = 24, 3, 6
@@ -291,7 +283,6 @@ def test_every_method_breaks_the_prefix_symmetry_and_rope_alibi_are_shift_invari
     assert shifts["learned"] > 1e-4 and shifts["sinusoidal"] > 1e-4, shifts
 
 
-@needs_attention
 def test_positions_compile_without_graph_breaks():
     """The range checks read tensor values, which torch.compile cannot: they step aside while compiling."""
     C, nh, T = 16, 2, 5

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import nbformat
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import nb as nbrules  # noqa: E402  (tools/nb.py: the one place for the notebook rules)
+
 HEAD = re.compile(r"^# %%(?P<md> \[markdown\])?(?:\s+tags=\[(?P<tags>[^\]]*)\])?\s*$")
 
 
@@ -58,10 +61,8 @@ def build(src: Path, dst: Path) -> None:
     if dst.exists():
         previous = json.loads(dst.read_text(encoding="utf-8"))
         metadata = previous.get("metadata") or metadata      # keep what the last run recorded
-        for c in previous["cells"]:
-            if c["cell_type"] == "code":
-                s = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-                old[s] = (c.get("outputs", []), c.get("execution_count"))
+        for _, c in nbrules.code_cells(previous):
+            old[nbrules.source(c)] = (c.get("outputs", []), c.get("execution_count"))
     for c in cells:
         if c.cell_type == "code" and c.source in old:
             c.outputs, c.execution_count = [nbformat.from_dict(o) for o in old[c.source][0]], old[c.source][1]
@@ -72,9 +73,9 @@ def build(src: Path, dst: Path) -> None:
 
 def to_py(nb_path: Path) -> str:
     out = []
-    for c in json.loads(nb_path.read_text(encoding="utf-8"))["cells"]:
-        src = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-        tags = c.get("metadata", {}).get("tags", [])
+    for c in nbrules.cells(nb_path):
+        src = nbrules.source(c)
+        tags = nbrules.tags(c)
         head = "# %% [markdown]" if c["cell_type"] == "markdown" else "# %%"
         if tags:
             head += " tags=[" + ", ".join(f'"{t}"' for t in tags) + "]"

@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import re
+import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import nb as nbrules  # noqa: E402  (tools/nb.py: the one place for the notebook rules)
+
 ROOT = Path(__file__).resolve().parent.parent
-BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION\s*$")
-END = re.compile(r"^\s*### END SOLUTION\s*$")
+BEGIN, END = nbrules.SOLUTION_BEGIN, nbrules.SOLUTION_END
 
 
 def strip_solutions(source: str, label: str) -> tuple[str, int]:
@@ -44,8 +46,8 @@ def strip_solutions(source: str, label: str) -> tuple[str, int]:
 def student_notebook(nb: dict, name: str) -> dict:
     nb = copy.deepcopy(nb)
     for i, cell in enumerate(nb["cells"]):
-        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        if cell["cell_type"] == "code":
+        src = nbrules.source(cell)
+        if nbrules.is_code(cell):
             src, n = strip_solutions(src, f"{name} cell {i}")
             cell["outputs"], cell["execution_count"] = [], None
             tags = cell.get("metadata", {}).get("tags", [])
@@ -62,7 +64,7 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for nb_path in sorted(args.chapters.glob("*.ipynb")):
-        nb = student_notebook(json.loads(nb_path.read_text(encoding="utf-8")), nb_path.stem)
+        nb = student_notebook(nbrules.read(nb_path), nb_path.stem)
         text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
         target = args.out / nb_path.name
         if target.exists() and target.read_text(encoding="utf-8") != text:
