@@ -20,6 +20,14 @@ import torch.nn.functional as F
 
 from gptlib.model import GPTConfig
 
+__all__ = [
+    "apply_repetition_penalty", "apply_temperature", "top_k_filter", "top_p_filter", "process_logits",
+    "generate", "LayerKVCache", "KVCache", "kv_cache_bytes", "beam_candidates", "detokenize", "stream",
+    "text",
+]
+
+
+# from chapters/07_generation.ipynb, cell 3
 EosIds = Union[int, Sequence[int], None]
 
 
@@ -40,6 +48,7 @@ def _eos_list(eos_token_id: EosIds, vocab_size: Optional[int]) -> Optional[list[
     return ids
 
 
+# from chapters/07_generation.ipynb, cell 9
 def apply_repetition_penalty(scores: torch.Tensor, input_ids: torch.Tensor, penalty: float,
                              ignore_prefix: Optional[torch.Tensor] = None) -> torch.Tensor:
     """CTRL's penalty on every token already in input_ids (B, T): a score s becomes s / penalty if s > 0, else
@@ -67,6 +76,7 @@ def top_k_filter(scores: torch.Tensor, top_k: int, min_tokens_to_keep: int = 1) 
     return scores.masked_fill(scores < kth, float("-inf"))
 
 
+# from chapters/07_generation.ipynb, cell 11
 def top_p_filter(scores: torch.Tensor, top_p: float, min_tokens_to_keep: int = 1) -> torch.Tensor:
     """Nucleus filtering: keep the smallest set of most likely tokens whose probability reaches top_p (always at
     least min_tokens_to_keep), -inf elsewhere. scores (B, V) -> (B, V), a new tensor."""
@@ -78,6 +88,7 @@ def top_p_filter(scores: torch.Tensor, top_p: float, min_tokens_to_keep: int = 1
     return scores.masked_fill(remove, float("-inf"))
 
 
+# from chapters/07_generation.ipynb, cell 14
 def process_logits(scores: torch.Tensor, input_ids: torch.Tensor, *, do_sample: bool = False,
                    temperature: float = 1.0, top_k: Optional[int] = None, top_p: Optional[float] = None,
                    repetition_penalty: float = 1.0, ignore_prefix: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -95,6 +106,7 @@ def process_logits(scores: torch.Tensor, input_ids: torch.Tensor, *, do_sample: 
     return scores
 
 
+# from chapters/07_generation.ipynb, cell 18
 def _check_generate_args(model, idx, max_new_tokens, *, do_sample, temperature, top_k, top_p, repetition_penalty,
                          num_beams, length_penalty, attention_mask) -> None:
     """Every argument of generate() checked before any work: a clear error naming the problem and the fix."""
@@ -154,6 +166,7 @@ def _check_generate_args(model, idx, max_new_tokens, *, do_sample, temperature, 
                              "from the last position, so pad prompts on the left")
 
 
+# from chapters/07_generation.ipynb, cell 19
 def _next_logits(model, ids: torch.Tensor, cache: Optional[KVCache], attention_mask: Optional[torch.Tensor]):
     """The float32 logits (B, V) of the last position (the LM head runs on that position only)."""
     kw: dict[str, Any] = {}
@@ -241,6 +254,7 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, *, do_sample: bool =
         model.train(was_training)
 
 
+# from chapters/07_generation.ipynb, cell 22
 class LayerKVCache:
     """One attention layer's past keys and values, in buffers (B, n_head, max_len, head_dim) allocated once.
 
@@ -270,6 +284,7 @@ class LayerKVCache:
         return self.k[:, :, :end], self.v[:, :, :end]
 
 
+# from chapters/07_generation.ipynb, cell 25
 class KVCache:
     """The KV cache of a whole GPT: one LayerKVCache per block. Pass it as `model(idx, cache=cache)`: idx then
     holds only the tokens after the `cache.length` cached ones, and the cache grows by idx's length."""
@@ -311,6 +326,7 @@ def kv_cache_bytes(config: GPTConfig, batch_size: int, length: int, bytes_per_va
     return 2 * config.n_layer * batch_size * length * config.n_embd * bytes_per_value
 
 
+# from chapters/07_generation.ipynb, cell 38
 def beam_candidates(beam_scores: torch.Tensor, log_probs: torch.Tensor,
                     k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One beam search step: the k best continuations over all beams, best first.
@@ -324,6 +340,7 @@ def beam_candidates(beam_scores: torch.Tensor, log_probs: torch.Tensor,
     return scores, flat // V, flat % V
 
 
+# from chapters/07_generation.ipynb, cell 41
 def _gather(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """t (B, n, ...) -> (B, k, ...): the rows index (B, k) of each batch entry."""
     while index.dim() < t.dim():
@@ -402,6 +419,7 @@ def _beam_search(model, idx: torch.Tensor, max_new_tokens: int, *, num_beams: in
     return finished_seqs[:, 0, :T + generated]
 
 
+# from chapters/07_generation.ipynb, cell 49
 def _prompt_ids(tokenizer, prompt) -> list[int]:
     if isinstance(prompt, str):
         return list(tokenizer.encode(prompt))
