@@ -1,14 +1,24 @@
-"""Chapter 7's exercise checks: each passes on gptlib's reference, fails on a stub and on curated mutants."""
+"""Chapter 7's exercise checks: each passes on gptlib's reference, fails on a stub and on curated mutants.
+
+Mutants do not call gptlib.generate's solutions (the checks reject that as a shortcut): they use the local copies
+below, so each one fails with the hint of its own mistake."""
 import torch
 
 from gptlib import generate as G
 from gptlib.checks import ch7
-from mutation import Mutant, check_tests
+from mutation import Mutant, check_tests, robustness_tests
 
 NEG = float("-inf")
 
 
 # --------------------------------------------------------------------------------------------- top-p
+def _top_p(scores, top_p, min_tokens_to_keep=1):                   # a copy of the reference
+    sorted_scores, order = torch.sort(scores, descending=False)
+    remove = sorted_scores.softmax(dim=-1).cumsum(dim=-1) <= (1 - top_p)
+    remove[..., -min_tokens_to_keep:] = False
+    return scores.masked_fill(remove.scatter(1, order, remove), NEG)
+
+
 def top_p_drops_the_crossing_token(scores, top_p, min_tokens_to_keep=1):
     sp, order = scores.softmax(-1).sort(-1, descending=True)
     remove = sp.cumsum(-1) > top_p
@@ -17,7 +27,7 @@ def top_p_drops_the_crossing_token(scores, top_p, min_tokens_to_keep=1):
 
 
 def top_p_ignores_min_tokens(scores, top_p, min_tokens_to_keep=1):
-    return G.top_p_filter(scores, top_p, 1)
+    return _top_p(scores, top_p, 1)
 
 
 def top_p_on_raw_scores(scores, top_p, min_tokens_to_keep=1):
@@ -28,20 +38,66 @@ def top_p_on_raw_scores(scores, top_p, min_tokens_to_keep=1):
 
 
 def top_p_zero_not_inf(scores, top_p, min_tokens_to_keep=1):
-    out = G.top_p_filter(scores, top_p, min_tokens_to_keep)
+    out = _top_p(scores, top_p, min_tokens_to_keep)
     return torch.where(torch.isneginf(out), torch.zeros_like(out), out)
 
 
 def top_p_in_place(scores, top_p, min_tokens_to_keep=1):
-    out = G.top_p_filter(scores, top_p, min_tokens_to_keep)
+    out = _top_p(scores, top_p, min_tokens_to_keep)
     return scores.copy_(out)
 
 
 def top_p_whole_batch(scores, top_p, min_tokens_to_keep=1):
-    return G.top_p_filter(scores.reshape(1, -1), top_p, min_tokens_to_keep).reshape(scores.shape)
+    return _top_p(scores.reshape(1, -1), top_p, min_tokens_to_keep).reshape(scores.shape)
+
+
+def top_p_in_float32(scores, top_p, min_tokens_to_keep=1):        # "for precision", and never converted back
+    return _top_p(scores.float(), top_p, min_tokens_to_keep)
+
+
+def top_p_rank_arange_on_cpu(scores, top_p, min_tokens_to_keep=1):
+    sorted_scores, order = torch.sort(scores)
+    remove = sorted_scores.softmax(-1).cumsum(-1) <= 1 - top_p
+    remove = remove & (torch.arange(scores.size(-1)) < scores.size(-1) - min_tokens_to_keep)   # on the CPU
+    return scores.masked_fill(remove.scatter(1, order, remove), NEG)
+
+
+def top_p_full_on_cpu(scores, top_p, min_tokens_to_keep=1):
+    sorted_scores, order = torch.sort(scores)
+    remove = sorted_scores.softmax(-1).cumsum(-1) <= 1 - top_p
+    remove[..., -min_tokens_to_keep:] = False
+    return torch.where(remove.scatter(1, order, remove), torch.full(scores.shape, NEG, dtype=scores.dtype), scores)
+
+
+def top_p_descending(scores, top_p, min_tokens_to_keep=1):       # right on distinct scores, not on ties
+    sp, order = scores.softmax(-1).sort(-1, descending=True)
+    remove = sp.cumsum(-1) - sp >= top_p
+    remove[..., :min_tokens_to_keep] = False
+    return scores.masked_fill(remove.scatter(1, order, remove), NEG)
+
+
+def top_p_exp_overflows(scores, top_p, min_tokens_to_keep=1):     # a softmax by hand, without the max
+    e = scores.exp()
+    sp, order = (e / e.sum(-1, keepdim=True)).sort(-1)
+    remove = sp.cumsum(-1) <= 1 - top_p
+    remove[..., -min_tokens_to_keep:] = False
+    return scores.masked_fill(remove.scatter(1, order, remove), NEG)
+
+
+def top_p_calls_gptlib(scores, top_p, min_tokens_to_keep=1):
+    return G.top_p_filter(scores, top_p, min_tokens_to_keep)
 
 
 # --------------------------------------------------------------------------------------------- KV cache
+def _append(self, k, v):                                          # a copy of the reference's update
+    start, end = self.length, self.length + k.size(2)
+    if end > self.max_len:
+        raise ValueError(f"{end} positions do not fit in max_len={self.max_len}")
+    self.k[:, :, start:end], self.v[:, :, start:end] = k, v
+    self.length = end
+    return self.k[:, :, :end], self.v[:, :, :end]
+
+
 class NoAdvance(G.LayerKVCache):
     def update(self, k, v):
         end = self.length + k.size(2)
@@ -51,19 +107,19 @@ class NoAdvance(G.LayerKVCache):
 
 class WholeBuffer(G.LayerKVCache):
     def update(self, k, v):
-        G.LayerKVCache.update(self, k, v)
+        _append(self, k, v)
         return self.k, self.v
 
 
 class OnlyNew(G.LayerKVCache):
     def update(self, k, v):
-        G.LayerKVCache.update(self, k, v)
+        _append(self, k, v)
         return k, v
 
 
 class KeysAsValues(G.LayerKVCache):
     def update(self, k, v):
-        return G.LayerKVCache.update(self, k, k)
+        return _append(self, k, k)
 
 
 class NoLimit(G.LayerKVCache):
@@ -82,9 +138,58 @@ class OverwritesFromZero(G.LayerKVCache):
         return self.k[:, :, :self.length], self.v[:, :, :self.length]
 
 
+class ReallocatesFloat32(G.LayerKVCache):
+    def update(self, k, v):
+        if self.length == 0:                                      # (re)allocates for the batch it sees
+            self.k = torch.zeros(k.size(0), k.size(1), self.max_len, k.size(3), device=k.device)
+            self.v = torch.zeros(k.size(0), k.size(1), self.max_len, k.size(3), device=k.device)
+        return _append(self, k, v)
+
+
+class ReallocatesOnCpu(G.LayerKVCache):
+    def update(self, k, v):
+        if self.length == 0:
+            self.k = torch.zeros(k.size(0), k.size(1), self.max_len, k.size(3), dtype=k.dtype)
+            self.v = torch.zeros(k.size(0), k.size(1), self.max_len, k.size(3), dtype=k.dtype)
+        return _append(self, k, v)
+
+
+class IndexCopyCpuIndex(G.LayerKVCache):
+    def update(self, k, v):
+        start, end = self.length, self.length + k.size(2)
+        if end > self.max_len:
+            raise ValueError(f"{end} positions do not fit in max_len={self.max_len}")
+        pos = torch.arange(start, end)                            # on the CPU
+        self.k.index_copy_(2, pos, k)
+        self.v.index_copy_(2, pos, v)
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+
+class AdvancesBeforeChecking(G.LayerKVCache):
+    def update(self, k, v):
+        self.length += k.size(2)
+        if self.length > self.max_len:
+            raise ValueError(f"the cache holds only {self.max_len} positions")
+        start = self.length - k.size(2)
+        self.k[:, :, start:self.length], self.v[:, :, start:self.length] = k, v
+        return self.k[:, :, :self.length], self.v[:, :, :self.length]
+
+
+class CallsGptlib(G.LayerKVCache):
+    def update(self, k, v):
+        return G.LayerKVCache.update(self, k, v)
+
+
 # --------------------------------------------------------------------------------------------- beam step
+def _beams(beam_scores, log_probs, k):                             # a copy of the reference
+    B, nb, V = log_probs.shape
+    s, flat = torch.topk((log_probs + beam_scores[:, :, None]).reshape(B, -1), k)
+    return s, flat // V, flat % V
+
+
 def beams_without_running_scores(beam_scores, log_probs, k):
-    return G.beam_candidates(torch.zeros_like(beam_scores), log_probs, k)
+    return _beams(torch.zeros_like(beam_scores), log_probs, k)
 
 
 def beams_top_k_per_beam(beam_scores, log_probs, k):
@@ -109,25 +214,84 @@ def beams_worst_first(beam_scores, log_probs, k):
     return s, flat // V, flat % V
 
 
+def beams_float_indices(beam_scores, log_probs, k):
+    B, nb, V = log_probs.shape
+    s, flat = torch.topk((log_probs + beam_scores[:, :, None]).reshape(B, -1), k)
+    return s, (flat / V).floor(), flat - (flat / V).floor() * V
+
+
+def beams_in_float32(beam_scores, log_probs, k):
+    return _beams(beam_scores.float(), log_probs.float(), k)
+
+
+def beams_lookup_table_on_cpu(beam_scores, log_probs, k):
+    B, nb, V = log_probs.shape
+    s, flat = torch.topk((log_probs + beam_scores[:, :, None]).reshape(B, -1), k)
+    beam_of = torch.arange(nb).repeat_interleave(V)                      # on the CPU
+    return s, beam_of[flat], flat % V
+
+
+def beams_multiply_probabilities(beam_scores, log_probs, k):
+    B, nb, V = log_probs.shape
+    s, flat = torch.topk((log_probs.exp() * beam_scores.exp()[:, :, None]).log().reshape(B, -1), k)
+    return s, flat // V, flat % V
+
+
+def beams_sorted(beam_scores, log_probs, k):
+    B, nb, V = log_probs.shape
+    s, flat = (log_probs + beam_scores[:, :, None]).reshape(B, -1).sort(dim=-1, descending=True, stable=True)
+    return s[:, :k], flat[:, :k] // V, flat[:, :k] % V
+
+
+def beams_clamp_inf(beam_scores, log_probs, k):                   # "avoid -inf" by clamping
+    return _beams(beam_scores.clamp(min=-1e4), log_probs.clamp(min=-1e4), k)
+
+
+def beams_call_gptlib(beam_scores, log_probs, k):
+    return G.beam_candidates(beam_scores, log_probs, k)
+
+
 REFERENCES = {"check_top_p_filter": G.top_p_filter, "check_kv_cache_update": G.LayerKVCache,
               "check_beam_candidates": G.beam_candidates}
+TP, KV, BEAM = "check_top_p_filter", "check_kv_cache_update", "check_beam_candidates"
 MUTANTS = [
-    Mutant("check_top_p_filter", "drops the token that crosses top_p", top_p_drops_the_crossing_token, "crosses"),
-    Mutant("check_top_p_filter", "ignores min_tokens_to_keep", top_p_ignores_min_tokens, "min_tokens_to_keep"),
-    Mutant("check_top_p_filter", "accumulates raw scores", top_p_on_raw_scores, "softmax"),
-    Mutant("check_top_p_filter", "0 instead of -inf", top_p_zero_not_inf, "-inf"),
-    Mutant("check_top_p_filter", "modifies the scores in place", top_p_in_place, "in place"),
-    Mutant("check_top_p_filter", "one nucleus for the whole batch", top_p_whole_batch),
-    Mutant("check_kv_cache_update", "never advances length", NoAdvance, "length"),
-    Mutant("check_kv_cache_update", "returns the whole buffer", WholeBuffer, "filled positions"),
-    Mutant("check_kv_cache_update", "returns only the new keys", OnlyNew, "past keys"),
-    Mutant("check_kv_cache_update", "stores keys as values", KeysAsValues, "values"),
-    Mutant("check_kv_cache_update", "silently truncates past max_len", NoLimit, "ValueError"),
-    Mutant("check_kv_cache_update", "writes every update at position 0", OverwritesFromZero, "overwrite"),
-    Mutant("check_beam_candidates", "forgets the running scores", beams_without_running_scores, "running score"),
-    Mutant("check_beam_candidates", "top-k per beam", beams_top_k_per_beam, "ALL"),
-    Mutant("check_beam_candidates", "beam and token swapped", beams_swapped_div_mod, "i // V"),
-    Mutant("check_beam_candidates", "worst first", beams_worst_first, "best first"),
+    Mutant(TP, "drops the token that crosses top_p", top_p_drops_the_crossing_token, "crosses", kind="message"),
+    Mutant(TP, "ignores min_tokens_to_keep", top_p_ignores_min_tokens, "min_tokens_to_keep", kind="edge"),
+    Mutant(TP, "accumulates raw scores", top_p_on_raw_scores, "softmax", kind="message"),
+    Mutant(TP, "0 instead of -inf", top_p_zero_not_inf, "-inf", kind="message"),
+    Mutant(TP, "modifies the scores in place", top_p_in_place, "in place"),
+    Mutant(TP, "one nucleus for the whole batch", top_p_whole_batch, "each row separately"),
+    Mutant(TP, "returns float32 for bfloat16 scores", top_p_in_float32, "keep the dtype", kind="dtype"),
+    Mutant(TP, "min_tokens_to_keep mask from a CPU arange", top_p_rank_arange_on_cpu, "build it on scores.device",
+           kind="device"),
+    Mutant(TP, "-inf filler built on the CPU", top_p_full_on_cpu, "build it on scores.device", kind="device"),
+    Mutant(TP, "sorts descending (other tokens kept on ties)", top_p_descending, "ascending order", kind="edge"),
+    Mutant(TP, "softmax by hand overflows on large scores", top_p_exp_overflows, "overflows", kind="edge"),
+    Mutant(TP, "calls gptlib.generate.top_p_filter", top_p_calls_gptlib, "write it yourself", kind="shortcut"),
+    Mutant(KV, "never advances length", NoAdvance, "length"),
+    Mutant(KV, "returns the whole buffer", WholeBuffer, "filled positions", kind="message"),
+    Mutant(KV, "returns only the new keys", OnlyNew, "past keys", kind="message"),
+    Mutant(KV, "stores keys as values", KeysAsValues, "values"),
+    Mutant(KV, "silently truncates past max_len", NoLimit, "ValueError", kind="edge"),
+    Mutant(KV, "writes every update at position 0", OverwritesFromZero, "overwrite"),
+    Mutant(KV, "reallocates the buffers in float32", ReallocatesFloat32, "keep the dtype", kind="dtype"),
+    Mutant(KV, "reallocates the buffers on the CPU", ReallocatesOnCpu, "device=k.device", kind="device"),
+    Mutant(KV, "index_copy_ with a CPU index", IndexCopyCpuIndex, "build it on k.device", kind="device"),
+    Mutant(KV, "advances length before checking max_len", AdvancesBeforeChecking, "change nothing", kind="edge"),
+    Mutant(KV, "calls gptlib.generate.LayerKVCache.update", CallsGptlib, "write it yourself", kind="shortcut"),
+    Mutant(BEAM, "forgets the running scores", beams_without_running_scores, "running score", kind="message"),
+    Mutant(BEAM, "top-k per beam", beams_top_k_per_beam, "ALL"),
+    Mutant(BEAM, "beam and token swapped", beams_swapped_div_mod, "i // V", kind="message"),
+    Mutant(BEAM, "worst first", beams_worst_first, "best first"),
+    Mutant(BEAM, "float beam and token indices", beams_float_indices, "int64", kind="dtype"),
+    Mutant(BEAM, "returns float32 scores for bfloat16 inputs", beams_in_float32, "keep the dtype", kind="dtype"),
+    Mutant(BEAM, "beam lookup table on the CPU", beams_lookup_table_on_cpu, "device=log_probs.device",
+           kind="device"),
+    Mutant(BEAM, "multiplies probabilities (underflow)", beams_multiply_probabilities, "underflow", kind="edge"),
+    Mutant(BEAM, "sort instead of topk (tie order)", beams_sorted, "ties", kind="edge"),
+    Mutant(BEAM, "clamps -inf", beams_clamp_inf, "-inf", kind="edge"),
+    Mutant(BEAM, "calls gptlib.generate.beam_candidates", beams_call_gptlib, "write it yourself", kind="shortcut"),
 ]
 
 test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch7, REFERENCES, MUTANTS)
+test_crash_names_case, test_success_line_stable = robustness_tests(ch7, REFERENCES)
