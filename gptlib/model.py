@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
@@ -204,6 +204,8 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -10
 class GPT(nn.Module):
     """GPT-2: token (+ position) embeddings, n_layer pre-LN blocks, final LayerNorm, LM head tied to wte."""
 
+    transformer: Any   # an nn.ModuleDict: wte, wpe (learned/sinusoidal only), drop, h (the blocks), ln_f
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         if not isinstance(config, GPTConfig):
@@ -211,7 +213,7 @@ class GPT(nn.Module):
         config.validate()
         self.config = config
         C = config.n_embd
-        parts = {"wte": nn.Embedding(config.vocab_size, C)}
+        parts: dict[str, nn.Module] = {"wte": nn.Embedding(config.vocab_size, C)}
         if config.position == "learned":
             parts["wpe"] = LearnedPositionalEmbedding(config.block_size, C)
         elif config.position == "sinusoidal":

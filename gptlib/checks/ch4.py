@@ -276,7 +276,8 @@ def check_hidden_states(hidden_states: Callable) -> None:
                             _hs_variant(model, idx, alibi=False),
                     }
                 hint = next((h for h, v in cands.items() if isinstance(got, torch.Tensor) and got.shape == v.shape
-                             and not torch.allclose(v, want, atol=1e-5) and torch.allclose(got, v, atol=1e-5)),
+                             and not torch.allclose(v, want, atol=1e-5)
+                             and torch.allclose(got.double(), v.double(), atol=1e-5)),
                             "x = wte(idx) (+ wpe(arange(T)) if the model has a table), drop, each block with "
                             "rotary=model.rotary and attn_bias=model.alibi(T) (or None), then ln_f"
                             + ("; use model.transformer.drop, which is off in eval()" if dropout else ""))
