@@ -4,18 +4,17 @@
 
     GPTConfig            the knobs (presets: "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "nano", "micro", "mini")
     GPT(config)          model(idx) -> logits (B, T, vocab); model.loss(idx, targets); num_params()
-    GPT.from_pretrained  a Hugging Face GPT-2 checkpoint directory (or hub name) -> GPT
-    GPT.save_pretrained  -> a directory transformers.GPT2LMHeadModel.from_pretrained loads
+    GPT.from_pretrained  a Hugging Face GPT-2 checkpoint (directory or hub name) -> GPT   (via gptlib.hf)
+    GPT.save_pretrained  -> a directory transformers.GPT2LMHeadModel.from_pretrained loads (via gptlib.hf)
+    lm_loss              mean next-token cross-entropy of logits against targets
     count_params, flops_per_token, training_memory   counting without building the model
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Callable
 
 import torch
 import torch.nn as nn
@@ -28,11 +27,11 @@ from gptlib.position import (
 
 __all__ = [
     "ACTIVATIONS", "GPTConfig", "LayerNorm", "FusedLayerNorm", "gelu_exact", "gelu_tanh", "GELU", "MLP",
-    "Block", "linear_cross_entropy", "lm_loss", "GPT", "count_params", "flops_per_token", "training_memory",
+    "Block", "lm_loss", "GPT", "count_params", "flops_per_token", "training_memory",
 ]
 
 
-# from chapters/04_model.ipynb, cell 5
+# from chapters/04_model.ipynb, cell 11
 ACTIVATIONS = ("gelu_tanh", "gelu")  # GPT-2 uses the tanh approximation ("gelu_new" in transformers)
 
 
@@ -106,7 +105,7 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
 
 
-# from chapters/04_model.ipynb, cell 9
+# from chapters/04_model.ipynb, cell 17
 class LayerNorm(nn.Module):
     """Layer normalisation over the last dimension, from scratch (weight = γ, bias = β, as in GPT-2's keys)."""
 
@@ -136,7 +135,7 @@ class FusedLayerNorm(LayerNorm):
         return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
 
 
-# from chapters/04_model.ipynb, cell 15
+# from chapters/04_model.ipynb, cell 23
 def gelu_exact(x: torch.Tensor) -> torch.Tensor:
     """GELU(x) = x·Φ(x), with the normal CDF written with erf."""
     return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
@@ -147,7 +146,7 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
 
 
-# from chapters/04_model.ipynb, cell 19
+# from chapters/04_model.ipynb, cell 27
 class GELU(nn.Module):
     """GELU as a module: approximate="tanh" (GPT-2) or "none" (erf); fused=True uses torch's F.gelu kernel."""
 
@@ -185,7 +184,7 @@ class MLP(nn.Module):
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))     # (B, T, C) -> (B, T, 4C) -> (B, T, C)
 
 
-# from chapters/04_model.ipynb, cell 22
+# from chapters/04_model.ipynb, cell 32
 class Block(nn.Module):
     """One GPT-2 block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
@@ -203,58 +202,7 @@ class Block(nn.Module):
         return x
 
 
-# from chapters/04_model.ipynb, cell 28
-class _LinearCrossEntropy(torch.autograd.Function):
-    """mean CE(h @ weight.T, targets), chunk by chunk; the gradients are computed in the same pass."""
-
-    @staticmethod
-    def forward(ctx, h, weight, targets, ignore_index, chunk_size):
-        keep = targets != ignore_index                                  # (N,) which targets count
-        n = keep.sum().clamp(min=1).to(torch.float32)
-        safe = torch.where(keep, targets, 0)                             # any valid index for ignored rows
-        need_h, need_w = ctx.needs_input_grad[:2]
-        loss = torch.zeros((), dtype=torch.float32, device=h.device)
-        dh = torch.empty_like(h) if need_h else None
-        dw = torch.zeros_like(weight) if need_w else None
-        for s in range(0, h.shape[0], chunk_size):
-            e = s + chunk_size
-            z = (h[s:e] @ weight.t()).float()                            # (chunk, V): this chunk's logits only
-            lse = torch.logsumexp(z, dim=-1)                             # (chunk,)
-            loss += ((lse - z.gather(1, safe[s:e, None]).squeeze(1)) * keep[s:e]).sum()
-            if need_h or need_w:
-                z.sub_(lse[:, None]).exp_()                              # softmax(z), in place
-                z.scatter_add_(1, safe[s:e, None], torch.full_like(lse[:, None], -1.0))   # - onehot(y)
-                z = z.mul_((keep[s:e] / n)[:, None]).to(h.dtype)          # d loss / d z
-                if need_h:
-                    dh[s:e] = z @ weight                                 # (chunk, C)
-                if need_w:
-                    torch.addmm(dw, z.t(), h[s:e], out=dw)              # (V, C); addmm_ is the same kernel,
-                                                                         # but FLOP counters miss in-place ops
-        ctx.save_for_backward(dh, dw)
-        return loss / n
-
-    @staticmethod
-    def backward(ctx, grad):
-        dh, dw = ctx.saved_tensors
-        return (None if dh is None else dh * grad, None if dw is None else dw * grad, None, None, None)
-
-
-def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100,
-                         chunk_size: int | None = None) -> torch.Tensor:
-    """Mean cross-entropy of the logits h @ weight.T against targets, never holding all the logits.
-
-    h (..., C), weight (V, C), targets (...) -> scalar, equal to lm_loss(h @ weight.T, targets).
-    chunk_size rows at a time (default: 128 on CPU, where small chunks stay in cache; 2048 on GPUs)."""
-    if h.shape[:-1] != targets.shape or weight.dim() != 2 or weight.shape[1] != h.shape[-1]:
-        raise ValueError(f"linear_cross_entropy needs h (..., C), weight (V, C) and targets (...) matching h's "
-                         f"leading dims; got h {tuple(h.shape)}, weight {tuple(weight.shape)}, "
-                         f"targets {tuple(targets.shape)}")
-    chunk_size = chunk_size or (128 if h.device.type == "cpu" else 2048)
-    return _LinearCrossEntropy.apply(h.reshape(-1, h.shape[-1]), weight, targets.reshape(-1), ignore_index,
-                                     chunk_size)
-
-
-# from chapters/04_model.ipynb, cell 30
+# from chapters/04_model.ipynb, cell 36
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
     """Mean next-token cross-entropy: logits (B, T, V), targets (B, T) (ignore_index positions are skipped)."""
     if logits.dim() != 3 or targets.shape != logits.shape[:2]:
@@ -266,6 +214,8 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -10
 class GPT(nn.Module):
     """GPT-2: token (+ position) embeddings, n_layer pre-LN blocks, final LayerNorm, LM head tied to wte."""
 
+    transformer: Any   # an nn.ModuleDict: wte, wpe (learned/sinusoidal only), drop, h (the blocks), ln_f
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         if not isinstance(config, GPTConfig):
@@ -273,7 +223,7 @@ class GPT(nn.Module):
         config.validate()
         self.config = config
         C = config.n_embd
-        parts = {"wte": nn.Embedding(config.vocab_size, C)}
+        parts: dict[str, nn.Module] = {"wte": nn.Embedding(config.vocab_size, C)}
         if config.position == "learned":
             parts["wpe"] = LearnedPositionalEmbedding(config.block_size, C)
         elif config.position == "sinusoidal":
@@ -348,9 +298,10 @@ class GPT(nn.Module):
         if attention_mask is not None:
             pad = self._padding_bias(attention_mask, B, T, past)                  # (B, 1, T, past + T)
             attn_bias = pad if attn_bias is None else attn_bias + pad
-        rotary = self.rotary
-        if rotary is not None and not plain:
-            rotary = lambda q, k: self.rotary(q, k, positions=position_ids)  # noqa: E731
+        rope = self.rotary
+        rotary: Callable | None = rope                              # RoPE at explicit positions when needed
+        if rope is not None and not plain:
+            rotary = lambda q, k: rope(q, k, positions=position_ids)  # noqa: E731
         for i, block in enumerate(self.transformer.h):
             x = block(x, rotary=rotary, attn_bias=attn_bias, cache=None if cache is None else cache[i])  # (B, T, C)
         return self.transformer.ln_f(x)                              # (B, T, C)
@@ -373,10 +324,11 @@ class GPT(nn.Module):
                                                position_ids=position_ids))   # (B, T, vocab_size)
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
-        """Mean next-token cross-entropy on idx (B, T) against targets (B, T), without the (B, T, V) logits."""
-        if targets.shape != idx.shape:
-            raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {tuple(targets.shape)}")
-        return linear_cross_entropy(self.hidden_states(idx), self.lm_head.weight, targets, ignore_index)
+        """Mean next-token cross-entropy of the logits for idx (B, T) against targets (B, T): lm_loss(self(idx))."""
+        if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
+            raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, "
+                             f"got {tuple(getattr(targets, 'shape', ()))}")
+        return lm_loss(self(idx), targets, ignore_index)
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameters, each counted once (the tied head is wte). non_embedding: without wte and wpe."""
@@ -387,8 +339,19 @@ class GPT(nn.Module):
                 n -= self.transformer.wpe.weight.numel()
         return n
 
+    @classmethod
+    def from_pretrained(cls, path_or_name, **overrides) -> GPT:
+        """A Hugging Face GPT-2 checkpoint (a directory, or a hub name such as "gpt2") -> GPT; see gptlib.hf."""
+        from gptlib import hf                  # imported here: gptlib.hf imports this module
+        return hf.from_pretrained(path_or_name, model_cls=cls, **overrides)
 
-# from chapters/04_model.ipynb, cell 46
+    def save_pretrained(self, save_directory, *, overwrite: bool = False) -> Path:
+        """Write config.json + model.safetensors that transformers' GPT2LMHeadModel loads; see gptlib.hf."""
+        from gptlib import hf
+        return hf.save_pretrained(self, save_directory, overwrite=overwrite)
+
+
+# from chapters/04_model.ipynb, cell 56
 def count_params(config: GPTConfig) -> int:
     """The number of distinct trainable parameters of GPT(config), computed from the config alone."""
     C, b = config.n_embd, int(config.bias)
@@ -403,7 +366,7 @@ def count_params(config: GPTConfig) -> int:
     return embeddings + config.n_layer * block + layer_norm + head
 
 
-# from chapters/04_model.ipynb, cell 51
+# from chapters/04_model.ipynb, cell 61
 def flops_per_token(config: GPTConfig, seq_len: int | None = None, training: bool = True) -> int:
     """Matmul FLOPs per token: 6N + 12·L·T·C for training (2N + 4·L·T·C forward only), T = seq_len or block_size.
 
@@ -424,183 +387,3 @@ def training_memory(config: GPTConfig, bytes_per_param: int = 4) -> dict[str, in
     n = count_params(config)
     return {"weights": n * bytes_per_param, "gradients": n * bytes_per_param, "adam": 2 * n * 4,
             "total": n * (2 * bytes_per_param + 8)}
-
-
-# from chapters/04_model.ipynb, cell 58
-_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-_HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
-_OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-
-
-def _config_from_hf(hf: dict, **overrides) -> GPTConfig:
-    """GPTConfig from a transformers GPT-2 config.json (a dict); unsupported variants raise ValueError."""
-    if hf.get("model_type", "gpt2") != "gpt2":
-        raise ValueError(f"config.json has model_type={hf.get('model_type')!r}; only GPT-2 checkpoints ('gpt2') load")
-    missing = [k for k in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head") if k not in hf]
-    if missing:
-        raise ValueError(f"config.json lacks {missing}: is this a GPT-2 checkpoint?")
-    act = hf.get("activation_function", "gelu_new")
-    if act not in _HF_ACTIVATIONS:
-        raise ValueError(f"activation_function={act!r} is not supported; use one of {sorted(_HF_ACTIVATIONS)}")
-    if hf.get("n_inner") not in (None, 4 * hf["n_embd"]):
-        raise ValueError(f"n_inner={hf['n_inner']} is not supported: this model's MLP is 4 * n_embd wide")
-    for flag, ok in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
-                     ("add_cross_attention", False)):
-        if hf.get(flag, ok) != ok:
-            raise ValueError(f"config.json sets {flag}={hf[flag]!r}; only GPT-2's default ({ok}) is supported")
-    kw = dict(vocab_size=hf["vocab_size"], block_size=hf["n_positions"], n_layer=hf["n_layer"],
-              n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=float(hf.get("resid_pdrop", 0.0)), bias=True,
-              position="learned", tie_weights=bool(hf.get("tie_word_embeddings", True)),
-              layer_norm_eps=float(hf.get("layer_norm_epsilon", 1e-5)), activation=_HF_ACTIVATIONS[act])
-    return GPTConfig(**{**kw, **overrides})
-
-
-def _config_to_hf(config: GPTConfig, dtype: torch.dtype) -> dict:
-    eos = 50256 if config.vocab_size == 50257 else None      # <|endoftext|> in GPT-2's tokenizer
-    return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
-            "vocab_size": config.vocab_size, "n_positions": config.block_size, "n_ctx": config.block_size,
-            "n_embd": config.n_embd, "n_layer": config.n_layer, "n_head": config.n_head, "n_inner": None,
-            "activation_function": "gelu_new" if config.activation == "gelu_tanh" else "gelu",
-            "resid_pdrop": config.dropout, "embd_pdrop": config.dropout, "attn_pdrop": config.dropout,
-            "layer_norm_epsilon": config.layer_norm_eps, "initializer_range": 0.02,
-            "scale_attn_weights": True, "tie_word_embeddings": config.tie_weights,
-            "bos_token_id": eos, "eos_token_id": eos, "dtype": str(dtype).removeprefix("torch.")}
-
-
-def _is_offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in _OFFLINE_VARS)
-
-
-def _resolve_checkpoint(path_or_name) -> Path:
-    """A local checkpoint directory, or a hub name ("gpt2", "openai-community/gpt2") fetched by huggingface_hub."""
-    path = Path(path_or_name).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists():
-        raise NotADirectoryError(f"{path} is a file; from_pretrained expects a checkpoint directory holding "
-                                 "config.json and model.safetensors (or pytorch_model.bin)")
-    name = str(path_or_name)
-    if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
-        raise FileNotFoundError(f"no checkpoint directory at {path}")
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as e:
-        raise ImportError(f"{name!r} is not a local directory, and downloading it from the Hugging Face Hub needs "
-                          "the huggingface_hub package (pip install huggingface_hub); or pass a local checkpoint "
-                          "directory with config.json and model.safetensors") from e
-    offline = _is_offline()
-    try:
-        local = Path(snapshot_download(name, allow_patterns=["config.json", "*.safetensors", "*.safetensors.index.json"],
-                                       local_files_only=offline))
-        if not any(local.glob("*.safetensors")):
-            local = Path(snapshot_download(name, allow_patterns=["config.json", "pytorch_model.bin"],
-                                           local_files_only=offline))
-    except Exception as e:
-        why = (" in offline mode (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set) and it is not in the local cache"
-               if offline else "")
-        raise OSError(f"could not load {name!r} from the Hugging Face Hub{why}: {type(e).__name__}: {e}. "
-                      "Connect to the internet (and unset HF_HUB_OFFLINE) to download it once, or pass a local "
-                      "checkpoint directory with config.json and model.safetensors.") from e
-    return local
-
-
-def _read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-    if (directory / "model.safetensors").exists():
-        return load_file(str(directory / "model.safetensors"))
-    if (directory / "model.safetensors.index.json").exists():        # a sharded checkpoint
-        shards = sorted(set(json.loads((directory / "model.safetensors.index.json").read_text())["weight_map"].values()))
-        return {k: v for s in shards for k, v in load_file(str(directory / s)).items()}
-    if (directory / "pytorch_model.bin").exists():
-        return torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    raise FileNotFoundError(f"{directory} has no model.safetensors or pytorch_model.bin "
-                            f"(it holds: {sorted(p.name for p in directory.iterdir())})")
-
-
-def _hf_key(key: str) -> str:
-    """HF GPT2LMHeadModel keys start with 'transformer.'; bare GPT2Model checkpoints (the hub's 'gpt2') do not."""
-    return key if key.startswith(("transformer.", "lm_head.")) else "transformer." + key
-
-
-def _load_hf_weights(model: "GPT", sd: dict[str, torch.Tensor]) -> None:
-    sd = {_hf_key(k): v for k, v in sd.items()
-          if not k.endswith((".attn.bias", ".attn.masked_bias"))}     # old causal-mask buffers, not weights
-    ours = model.state_dict()
-    tied = model.config.tie_weights
-    if tied:
-        sd.pop("lm_head.weight", None)                               # the head is wte
-    expected = [k for k in ours if not (tied and k == "lm_head.weight")]
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in ours]
-    if missing or unexpected:
-        raise ValueError(f"checkpoint keys do not match a GPT-2 built from its config.json: missing {missing[:6]}"
-                         f"{' ...' if len(missing) > 6 else ''}, unexpected {unexpected[:6]}"
-                         f"{' ...' if len(unexpected) > 6 else ''}")
-    for k in expected:
-        t = sd[k].t() if k.endswith(_CONV1D) else sd[k]
-        if t.shape != ours[k].shape:
-            raise ValueError(f"checkpoint tensor {k} has shape {tuple(sd[k].shape)}"
-                             f"{' (Conv1D layout: in, out)' if k.endswith(_CONV1D) else ''}, but the model built "
-                             f"from config.json needs {tuple(ours[k].shape)}"
-                             f"{' transposed' if k.endswith(_CONV1D) else ''}: config.json and the weights "
-                             "disagree (n_embd, n_layer, vocab_size or n_positions?)")
-    with torch.no_grad():
-        for k in expected:
-            ours[k].copy_(sd[k].t() if k.endswith(_CONV1D) else sd[k])
-
-
-@classmethod
-def from_pretrained(cls, path_or_name, **overrides) -> "GPT":
-    """Load a Hugging Face GPT-2 checkpoint: a directory (config.json + model.safetensors or pytorch_model.bin)
-    or a hub name such as "gpt2" (needs huggingface_hub and a connection, or the local HF cache).
-    `overrides` change config fields that do not alter shapes, e.g. dropout=0.0 or fused_attention=False."""
-    directory = _resolve_checkpoint(path_or_name)
-    if not (directory / "config.json").exists():
-        raise FileNotFoundError(f"{directory} has no config.json: not a Hugging Face checkpoint directory")
-    config = _config_from_hf(json.loads((directory / "config.json").read_text()), **overrides)
-    model = cls(config)
-    _load_hf_weights(model, _read_state_dict(directory))
-    return model
-
-
-def save_pretrained(self, save_directory, *, overwrite: bool = False) -> Path:
-    """Write config.json + model.safetensors in transformers' GPT-2 format (GPT2LMHeadModel.from_pretrained
-    loads it). Files go to temporary names first and are renamed into place."""
-    from safetensors.torch import save_file
-    cfg = self.config
-    problems = [p for p, bad in ((f"position={cfg.position!r} (GPT-2 has 'learned')", cfg.position != "learned"),
-                                 ("bias=False (GPT-2 has biases)", not cfg.bias)) if bad]
-    if problems:
-        raise ValueError(f"transformers' GPT2LMHeadModel cannot represent this model: {'; '.join(problems)}. "
-                         "Save it with torch.save(model.state_dict(), path) instead, or train a GPT-2-compatible "
-                         "config (position='learned', bias=True).")
-    target = Path(save_directory).expanduser()
-    if target.exists() and not target.is_dir():
-        raise NotADirectoryError(f"{target} exists and is not a directory")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise FileExistsError(f"{target} is not empty; pass overwrite=True to replace the checkpoint in it, "
-                              "or choose a new directory")
-    target.mkdir(parents=True, exist_ok=True)
-    dtype = self.transformer.wte.weight.dtype
-    tensors = {}
-    for k, v in self.state_dict().items():
-        if cfg.tie_weights and k == "lm_head.weight":
-            continue                                                  # tied: transformers re-ties it to wte
-        tensors[k] = (v.t() if k.endswith(_CONV1D) else v).detach().to("cpu").contiguous()
-    tmp_w, tmp_c = target / ".model.safetensors.tmp", target / ".config.json.tmp"
-    try:
-        save_file(tensors, str(tmp_w), metadata={"format": "pt"})
-        tmp_c.write_text(json.dumps(_config_to_hf(cfg, dtype), indent=2) + "\n")
-        os.replace(tmp_w, target / "model.safetensors")
-        os.replace(tmp_c, target / "config.json")
-    finally:
-        for t in (tmp_w, tmp_c):
-            t.unlink(missing_ok=True)
-    (target / "pytorch_model.bin").unlink(missing_ok=True)            # a stale older-format copy would disagree
-    return target
-
-
-# attached to GPT here, next to the file format they read and write
-GPT.from_pretrained = from_pretrained
-GPT.save_pretrained = save_pretrained
-del from_pretrained, save_pretrained

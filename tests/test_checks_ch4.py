@@ -213,7 +213,8 @@ def count_by_building(cfg):                            # builds the model (on me
 
 
 REFERENCES = {"check_layer_norm": M.LayerNorm, "check_gelu_tanh": M.gelu_tanh, "check_block": M.Block,
-              "check_count_params": M.count_params}
+              "check_count_params": M.count_params,
+              "check_hidden_states": M.GPT.hidden_states}   # hidden_states(model, idx) = model.hidden_states(idx)
 
 MUTANTS = [
     Mutant("check_layer_norm", "eps outside the square root", LNEpsOutsideSqrt, hint="inside the square root"),
@@ -267,3 +268,49 @@ MUTANTS = [
 
 test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch4, REFERENCES, MUTANTS)
 test_crash_names_case, test_success_line_stable = robustness_tests(ch4, REFERENCES)
+
+
+# --------------------------------------------------------------------------------------------- capstone: hidden_states
+# (kept apart from MUTANTS above; each mutant below must fail check_hidden_states with the hint named)
+import pytest                                                     # noqa: E402
+import torch.nn.functional as F                                   # noqa: E402
+
+from mutation import run                                          # noqa: E402
+from gptlib.checks import CheckFailed                             # noqa: E402
+
+
+def _hs(model, idx, *, pos=True, first=0, rotary=True, alibi=True, ln_f=True, drop=None, detach=False, dtype=None,
+        alibi_len=None):
+    t, T = model.transformer, idx.size(1)
+    x = t.wte(idx)
+    if detach:
+        x = x.detach()
+    if pos and "wpe" in t:
+        x = x + t.wpe(torch.arange(first, T + first, device=idx.device).clamp(max=model.config.block_size - 1))
+    x = drop(x) if drop else t.drop(x)
+    bias = model.alibi(alibi_len or T) if (alibi and model.alibi is not None) else None
+    for block in t.h:
+        x = block(x, rotary=model.rotary if rotary else None, attn_bias=bias)
+    x = t.ln_f(x) if ln_f else x
+    return x.to(dtype) if dtype else x
+
+
+HS_MUTANTS = [
+    ("no final LayerNorm", lambda m, i: _hs(m, i, ln_f=False), "final LayerNorm is missing"),
+    ("no position vectors", lambda m, i: _hs(m, i, pos=False), "position vectors are missing"),
+    ("positions 1..T", lambda m, i: _hs(m, i, first=1), "positions start at 0"),
+    ("rotary not passed", lambda m, i: _hs(m, i, rotary=False), "rotary=model.rotary"),
+    ("ALiBi bias not passed", lambda m, i: _hs(m, i, alibi=False), "attn_bias=model.alibi"),
+    ("ALiBi bias for block_size", lambda m, i: _hs(m, i, alibi_len=m.config.block_size), "alibi"),
+    ("dropout on in eval()", lambda m, i: _hs(m, i, drop=lambda x: F.dropout(x, m.config.dropout)), "off in eval()"),
+    ("calls the model", lambda m, i: m.hidden_states(i), "do not call model"),
+    ("float64 output", lambda m, i: _hs(m, i, dtype=torch.float64), "torch.float32"),
+    ("detached embeddings", lambda m, i: _hs(m, i, detach=True), "gradient"),
+]
+
+
+@pytest.mark.parametrize("what, impl, hint", HS_MUTANTS, ids=[m[0] for m in HS_MUTANTS])
+def test_hidden_states_mutant_fails(what, impl, hint):
+    with pytest.raises(CheckFailed) as e:
+        run(ch4.check_hidden_states, impl)
+    assert hint.lower() in str(e.value).lower(), f"hint should mention {hint!r}: {e.value}"

@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, GPT2Model
 from transformers.utils import logging as hf_logging
 
-import gptlib.model as gm
+import gptlib.hf as ghf
 from gptlib.model import GPT, GPTConfig
 
 hf_logging.set_verbosity_error()
@@ -271,8 +271,27 @@ def test_hub_name_without_huggingface_hub_fails_with_a_clear_message(tmp_path, m
 
 
 def test_offline_detection_reads_the_environment(monkeypatch):
-    for v in gm._OFFLINE_VARS:
+    for v in ghf._OFFLINE_VARS:
         monkeypatch.delenv(v, raising=False)
-    assert not gm._is_offline()
+    assert not ghf._is_offline()
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    assert gm._is_offline()
+    assert ghf._is_offline()
+
+
+def test_module_level_functions_equal_the_methods(tmp_path):
+    """gptlib.hf.save_pretrained / from_pretrained are the functions behind the methods, usable on their own."""
+    torch.manual_seed(0)
+    ours = perturb(GPT(GPTConfig(vocab_size=101, block_size=32, n_layer=2, n_head=4, n_embd=64))).eval()
+    ghf.save_pretrained(ours, tmp_path / "a")
+    ours.save_pretrained(tmp_path / "b")
+    assert (tmp_path / "a" / "config.json").read_text() == (tmp_path / "b" / "config.json").read_text()
+    x = tokens()
+    with torch.no_grad():
+        assert torch.equal(ghf.from_pretrained(tmp_path / "a").eval()(x), ours(x))
+    assert ghf.config_from_hf(json.loads((tmp_path / "a" / "config.json").read_text())) == ours.config
+    sd = ghf.read_state_dict(tmp_path / "a")
+    assert sd["transformer.h.0.attn.c_attn.weight"].shape == (64, 192)     # Conv1D layout on disk
+    fresh = GPT(ours.config).eval()
+    ghf.load_hf_state_dict(fresh, sd)
+    with torch.no_grad():
+        assert torch.equal(fresh(x), ours(x))

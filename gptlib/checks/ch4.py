@@ -13,9 +13,9 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from gptlib.checks import checker, forbid
+from gptlib.checks import checker, forbid, unchanged
 
-__all__ = ["check_layer_norm", "check_gelu_tanh", "check_block", "check_count_params"]
+__all__ = ["check_layer_norm", "check_gelu_tanh", "check_block", "check_count_params", "check_hidden_states"]
 
 _LN = ("layer_norm", "native_layer_norm", "group_norm", "rms_norm")
 _LN_HINT = "write LayerNorm from scratch: do not call F.layer_norm or nn.LayerNorm (the check compares with them)"
@@ -305,3 +305,95 @@ def check_count_params(count_params: Callable) -> None:
                         else "per block: 2 LayerNorms + c_attn (C→3C) + attn.c_proj (C→C) + c_fc (C→4C) + "
                              "mlp.c_proj (4C→C)")
             c.expect(d == 0, case, f"got {got:,}, expected {want:,} (off by {d:+,}): {hint}")
+
+
+# ----------------------------------------------------------------------------------------------- capstone
+def _hs_variant(model, idx, *, positions: bool = True, offset: int = 0, rotary: bool = True, alibi: bool = True,
+                ln_f: bool = True) -> torch.Tensor:
+    """GPT.hidden_states with one piece left out or changed: the known mistakes, for the hint."""
+    t, T = model.transformer, idx.size(1)
+    x = t.wte(idx)
+    if positions and "wpe" in t:
+        x = x + t.wpe(torch.arange(offset, T + offset, device=idx.device).clamp(max=model.config.block_size - 1))
+    x = t.drop(x)
+    bias = model.alibi(T) if (alibi and model.alibi is not None) else None
+    for block in t.h:
+        x = block(x, rotary=model.rotary if rotary else None, attn_bias=bias)
+    return t.ln_f(x) if ln_f else x
+
+
+def check_hidden_states(hidden_states: Callable) -> None:
+    """hidden_states(model, idx) equals model.hidden_states(idx) for every position scheme, lengths 1..block_size,
+    dropout in eval() mode, and sends the same gradients to the weights; it must not call the model itself."""
+    from gptlib.checks import CheckFailed
+    from gptlib.model import GPT, GPTConfig
+    from gptlib.position import POSITIONS
+
+    with checker("hidden_states", hidden_states) as c:
+        g = torch.Generator().manual_seed(8)
+        for position in POSITIONS:
+            for T, dropout in ((11, 0.0), (1, 0.0), (16, 0.3)):
+                cfg = GPTConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=24, position=position,
+                                dropout=dropout)
+                torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
+                model = GPT(cfg).eval()
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.add_(0.3 * torch.randn(p.shape, generator=g))
+                idx = torch.randint(0, cfg.vocab_size, (2, T), generator=g)
+                case = f"position={position!r}, idx {tuple(idx.shape)}" + (", dropout=0.3 in eval()" if dropout else "")
+                calls: list[int] = []
+                reference = model.hidden_states
+
+                def spy(*args, **kwargs):
+                    calls.append(1)
+                    return reference(*args, **kwargs)
+
+                setattr(model, "hidden_states", spy)                    # calling the model itself is noticed
+                hook = model.register_forward_pre_hook(lambda *a: calls.append(1))
+                try:
+                    with torch.no_grad():
+                        got, same = c.call(case, lambda i: unchanged(lambda j: hidden_states(model, j), i), idx)
+                finally:
+                    hook.remove()
+                    del model.hidden_states
+                c.expect(not calls, case, "do not call model(...) or model.hidden_states: build the pass from the "
+                                          "pieces (wte, wpe, drop, the blocks, ln_f)")
+                c.expect(same, case, "idx was modified in place")
+                with torch.no_grad():
+                    want = model.hidden_states(idx)
+                    cands = {
+                        "the final LayerNorm is missing: return model.transformer.ln_f(x)":
+                            _hs_variant(model, idx, ln_f=False),
+                        "the position vectors are missing: add model.transformer.wpe(positions) when the model has "
+                        "a table ('wpe' in model.transformer)": _hs_variant(model, idx, positions=False),
+                        "positions start at 0: torch.arange(T), not arange(1, T + 1)":
+                            _hs_variant(model, idx, offset=1),
+                        "pass rotary=model.rotary to every block (RoPE acts inside attention)":
+                            _hs_variant(model, idx, rotary=False),
+                        "pass attn_bias=model.alibi(T) to every block (ALiBi acts inside attention)":
+                            _hs_variant(model, idx, alibi=False),
+                    }
+                hint = next((h for h, v in cands.items() if isinstance(got, torch.Tensor) and got.shape == v.shape
+                             and not torch.allclose(v, want, atol=1e-5)
+                             and torch.allclose(got.double(), v.double(), atol=1e-5)),
+                            "x = wte(idx) (+ wpe(arange(T)) if the model has a table), drop, each block with "
+                            "rotary=model.rotary and attn_bias=model.alibi(T) (or None), then ln_f"
+                            + ("; use model.transformer.drop, which is off in eval()" if dropout else ""))
+                c.close(got, want, case, hint, atol=1e-5)
+                c.expect(got.dtype == want.dtype, case, f"the output should be {want.dtype}, got {got.dtype}")
+        # gradients by value: the same gradient for every weight as the reference
+        cfg = GPTConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=24, position="learned")
+        torch.manual_seed(0)
+        model = GPT(cfg).train()
+        idx = torch.randint(0, cfg.vocab_size, (2, 9), generator=g)
+        w = torch.randn(2, 9, cfg.n_embd, generator=g)
+        params = [p for p in model.parameters()]
+        want_g = torch.autograd.grad((model.hidden_states(idx) * w).sum(), params)
+        out = c.call("backward", hidden_states, model, idx)
+        c.expect(isinstance(out, torch.Tensor) and out.requires_grad, "backward",
+                 "the output carries no gradient: do not detach or use torch.no_grad inside")
+        got_g = torch.autograd.grad((out * w).sum(), params, allow_unused=True)
+        for (name, _), a, b in zip(model.named_parameters(), got_g, want_g):
+            c.expect(a is not None and torch.allclose(a, b, atol=1e-5, rtol=1e-4), f"gradient of {name}",
+                     "the gradient differs from GPT.hidden_states': is some piece detached or skipped?")
