@@ -148,7 +148,8 @@ def default_loss_route(device: str) -> str:
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Two AdamW groups: weight decay on every parameter with >= 2 dims (matmul weights, embeddings),
     none on biases and LayerNorm gains. Tied parameters are counted once (named_parameters dedups)."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for _, p in model.named_parameters():
         if p.requires_grad:
             (decay if p.dim() >= 2 else no_decay).append(p)
@@ -279,7 +280,7 @@ def load_tokenizer(name: str):
     if not path.exists():
         raise FileNotFoundError(f"tokenizer file {path} is missing: use --tokenizer course or gpt2, or rebuild the "
                                 "course tokenizer (data/README.md says how)")
-    return BPETokenizer.load(path)
+    return BPETokenizer.load(path)  # type: ignore[attr-defined]
 
 
 def load_tokens(config: TrainConfig, tokenizer) -> tuple[np.ndarray, np.ndarray]:
@@ -345,7 +346,7 @@ def _sha256(path: Path) -> str:
 
 def _rng_state() -> dict:
     """Every random number generator the run draws from (restored by `_set_rng_state`)."""
-    mt = np.random.get_state()
+    mt: Any = np.random.get_state()
     return {"python": random.getstate(),
             "numpy": {"keys": torch.from_numpy(mt[1].astype(np.int64)), "pos": int(mt[2]),
                       "has_gauss": int(mt[3]), "cached_gaussian": float(mt[4])},
@@ -554,9 +555,10 @@ class Trainer:
         torch.manual_seed(config.seed)                                    # the same initial weights on every rank
         if model is None:
             vocab = getattr(tokenizer, "vocab_size", None) or tokenizer.n_vocab
-            model = (GPT.from_pretrained(config.init_from, **config.set) if config.init_from
+            model = (GPT.from_pretrained(config.init_from, **config.set)  # type: ignore[attr-defined]
+                     if config.init_from
                      else GPT(config.model_config(vocab)))
-        self.model = model.to(self.device)
+        self.model: Any = model.to(self.device)
         T = self.model.config.block_size
         n_train, n_val = len(self.train_tokens), len(self.val_tokens)
         if B * T + 1 > n_train:
@@ -570,7 +572,7 @@ class Trainer:
         bf16 = config.dtype == "bfloat16" or (config.dtype == "auto" and cuda and torch.cuda.is_bf16_supported())
         self.amp_dtype = torch.bfloat16 if bf16 else torch.float32
         self.route = config.loss if config.loss != "auto" else default_loss_route(str(self.device))
-        self.loss_model: nn.Module = _LossModel(self.model, self.route)
+        self.loss_model: Any = _LossModel(self.model, self.route)
         if self.ddp:
             from torch.nn.parallel import DistributedDataParallel
             self.loss_model = DistributedDataParallel(self.loss_model,
@@ -659,7 +661,7 @@ class Trainer:
                 f.write(json.dumps(record) + "\n")
 
     def _checkpoint(self) -> None:
-        states = [None] * self.world
+        states: list[Any] = [None] * self.world
         mine = _rng_state()
         if self.ddp:
             torch.distributed.all_gather_object(states, mine)
@@ -879,5 +881,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "gptlib.train":
+    sys.exit(main())                    # `python -m gptlib.train` (not when this cell runs in the notebook)
