@@ -152,7 +152,8 @@ def main(run_dir: str, name: str, command: str, hardware_note: str = "", hardwar
         row(f"**{name}**", full),
         "",
         f"Against the issue's target (at least 25% below the bigram and below the smoothed trigram): the model is "
-        f"{below:.1f}% below the bigram and {full - kn:+.3f} nats/token from the Kneser–Ney trigram — "
+        + (f"{below:.1f}% below" if below >= 0 else f"{-below:.1f}% above") +
+        f" the bigram and {full - kn:+.3f} nats/token from the Kneser–Ney trigram — "
         + ("**target met**." if met else
            "**target not met**. The run had about 2 shared, heavily contended CPU cores for under an hour, so the "
            "model is small and saw the training plays less than once; n-gram counts over 1.8M tokens are a strong "
@@ -161,9 +162,10 @@ def main(run_dir: str, name: str, command: str, hardware_note: str = "", hardwar
         "",
         "## Intended use and limitations",
         "",
-        "A teaching model: small enough to fine-tune and sample on a laptop CPU in Chapters 6–7. It writes text "
-        "with the shape of a play (speaker names, verse lines) and little sense; it knows only Shakespeare's "
-        "vocabulary and spelling, and nothing after 1616.",
+        "A teaching model: small enough to fine-tune and sample on a laptop CPU in Chapters 6–7; it knows only "
+        "Shakespeare's vocabulary and spelling, and nothing after 1616. "
+        + ("" if met else "This checkpoint is undertrained (its loss is above the bigram's): its samples are "
+           "word fragments. Re-train it with the command above on a free machine before relying on it."),
         "",
         "## Licence",
         "",
