@@ -52,19 +52,19 @@ def interpolated_trigram_nll(train, val, vocab_size: int, k: float = 0.01,
                              lambdas: tuple[float, float, float] = (0.1, 0.3, 0.6)) -> float:
     """Interpolated add-k trigram: p(c | a b) = l1 p1(c) + l2 p2(c | b) + l3 p3(c | a b), each pi add-k
     smoothed, pi = (count + k) / (context count + k V); lambdas = (l1, l2, l3) sum to 1."""
-    train, val = _ids(train), _ids(val)
-    V = vocab_size
+    t, v, n_vocab = _ids(train), _ids(val), vocab_size
     l1, l2, l3 = lambdas
-    n1 = np.bincount(train, minlength=V).astype(np.float64)
-    keys2, n2 = _counts(train[:-1] * V + train[1:])
-    ctx2 = np.bincount(train[:-1], minlength=V).astype(np.float64)
-    keys3, n3 = _counts((train[:-2] * V + train[1:-1]) * V + train[2:])
-    keys_ab, ctx3 = _counts(train[:-2] * V + train[1:-1])
-    a, b, c = val[:-2], val[1:-1], val[2:]
-    p1 = (n1[c] + k) / (len(train) + k * V)
-    p2 = (_lookup(keys2, n2, b * V + c) + k) / (ctx2[b] + k * V)
-    p3 = (_lookup(keys3, n3, (a * V + b) * V + c) + k) / (_lookup(keys_ab, ctx3, a * V + b) + k * V)
-    return float(-np.log(l1 * p1 + l2 * p2 + l3 * p3).mean())
+    uni = np.bincount(t, minlength=n_vocab).astype(np.float64)              # n(c)
+    bi_keys, bi_n = _counts(t[:-1] * n_vocab + t[1:])                       # n(bc)
+    bi_ctx = np.bincount(t[:-1], minlength=n_vocab).astype(np.float64)      # n(b·)
+    tri_keys, tri_n = _counts((t[:-2] * n_vocab + t[1:-1]) * n_vocab + t[2:])   # n(abc)
+    ab_keys, ab_n = _counts(t[:-2] * n_vocab + t[1:-1])                     # n(ab·): trigram contexts
+    x, y, z = v[:-2], v[1:-1], v[2:]                                        # context a, b; target c
+    p_uni = (uni[z] + k) / (len(t) + k * n_vocab)
+    p_bi = (_lookup(bi_keys, bi_n, y * n_vocab + z) + k) / (bi_ctx[y] + k * n_vocab)
+    p_tri = ((_lookup(tri_keys, tri_n, (x * n_vocab + y) * n_vocab + z) + k)
+             / (_lookup(ab_keys, ab_n, x * n_vocab + y) + k * n_vocab))
+    return float(-np.log(l1 * p_uni + l2 * p_bi + l3 * p_tri).mean())
 
 
 def kneser_ney_trigram_nll(train, val, vocab_size: int, discount: float = 0.75) -> float:

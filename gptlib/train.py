@@ -512,6 +512,8 @@ class Trainer:
         if self.ddp and dev.startswith("cuda"):
             dev = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
         self.device = torch.device(dev)
+        if self.ddp and self.device.type == "cuda":
+            torch.cuda.set_device(self.device)                            # one GPU per process (NCCL needs it)
         if self.ddp and not torch.distributed.is_initialized():
             torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.write = write and self.rank == 0
