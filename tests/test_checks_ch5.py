@@ -1,0 +1,202 @@
+"""Chapter 5's exercise checks: each passes on gptlib's reference, fails on a stub and on curated mutants."""
+import math
+
+import numpy as np
+
+from gptlib import ngram as NG
+from gptlib import train as TR
+from gptlib.checks import ch5
+from mutation import Mutant, check_tests
+
+
+# --------------------------------------------------------------------------------------------- trigram
+def _parts(train, val, V, k):
+    train, val = np.asarray(train, dtype=np.int64), np.asarray(val, dtype=np.int64)
+    n1 = np.bincount(train, minlength=V).astype(float)
+    k2, n2 = NG._counts(train[:-1] * V + train[1:])
+    ctx2 = np.bincount(train[:-1], minlength=V).astype(float)
+    k3, n3 = NG._counts((train[:-2] * V + train[1:-1]) * V + train[2:])
+    kab, cab = NG._counts(train[:-2] * V + train[1:-1])
+    a, b, c = val[:-2], val[1:-1], val[2:]
+    p1 = (n1[c] + k) / (len(train) + k * V)
+    p2 = (NG._lookup(k2, n2, b * V + c) + k) / (ctx2[b] + k * V)
+    p3 = (NG._lookup(k3, n3, (a * V + b) * V + c) + k) / (NG._lookup(kab, cab, a * V + b) + k * V)
+    return p1, p2, p3
+
+
+def tri_log_mix(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
+    p1, p2, p3 = _parts(train, val, vocab_size, k)
+    l1, l2, l3 = lambdas
+    return float(-(l1 * np.log(p1) + l2 * np.log(p2) + l3 * np.log(p3)).mean())
+
+
+def tri_lambdas_reversed(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
+    p1, p2, p3 = _parts(train, val, vocab_size, k)
+    l3, l2, l1 = lambdas
+    return float(-np.log(l1 * p1 + l2 * p2 + l3 * p3).mean())
+
+
+def tri_no_kv(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
+    train, val = np.asarray(train), np.asarray(val)
+    V, (l1, l2, l3) = vocab_size, lambdas
+    p1, p2, p3 = _parts(train, val, V, k)
+    # undo the k*V in each denominator: p = (n + k) / (ctx + kV)  ->  (n + k) / ctx
+    n1 = np.bincount(train, minlength=V).astype(float)
+    ctx2 = np.bincount(train[:-1], minlength=V).astype(float)
+    kab, cab = NG._counts(train[:-2] * V + train[1:-1])
+    a, b, c = val[:-2], val[1:-1], val[2:]
+    q1 = (n1[c] + k) / len(train)
+    q2 = p2 * (ctx2[b] + k * V) / ctx2[b]
+    ctx3 = NG._lookup(kab, cab, a * V + b).astype(float)
+    q3 = p3 * (ctx3 + k * V) / ctx3
+    return float(-np.log(l1 * q1 + l2 * q2 + l3 * q3).mean())
+
+
+def tri_ctx_all_bigrams(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
+    train, val = np.asarray(train), np.asarray(val)
+    V, (l1, l2, l3) = vocab_size, lambdas
+    p1, p2, _ = _parts(train, val, V, k)
+    k3, n3 = NG._counts((train[:-2] * V + train[1:-1]) * V + train[2:])
+    kab, cab = NG._counts(train[:-1] * V + train[1:])            # every bigram, not the trigram contexts
+    a, b, c = val[:-2], val[1:-1], val[2:]
+    p3 = (NG._lookup(k3, n3, (a * V + b) * V + c) + k) / (NG._lookup(kab, cab, a * V + b) + k * V)
+    return float(-np.log(l1 * p1 + l2 * p2 + l3 * p3).mean())
+
+
+def tri_swapped(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
+    return NG.interpolated_trigram_nll(val, train, vocab_size, k, lambdas)
+
+
+def tri_log2(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
+    return NG.interpolated_trigram_nll(train, val, vocab_size, k, lambdas) / math.log(2)
+
+
+def tri_sum(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
+    return NG.interpolated_trigram_nll(train, val, vocab_size, k, lambdas) * (len(val) - 2)
+
+
+def tri_from_val1(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
+    return NG.interpolated_trigram_nll(train, np.asarray(val)[1:], vocab_size, k, lambdas)
+
+
+def tri_unordered(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
+    # counts n-grams as multisets: sorts each trigram/bigram (order ignored)
+    train = np.asarray(train)
+    return (NG.interpolated_trigram_nll(train, val, vocab_size, k, lambdas)
+            + NG.interpolated_trigram_nll(train[::-1].copy(), val, vocab_size, k, lambdas)) / 2
+
+
+# --------------------------------------------------------------------------------------------- param groups
+def pg_decay_all(model, weight_decay):
+    ps = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": ps, "weight_decay": weight_decay}, {"params": [], "weight_decay": 0.0}]
+
+
+def pg_by_name(model, weight_decay):
+    d = [p for n, p in model.named_parameters() if p.requires_grad and n.endswith("weight")]
+    nd = [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith("weight")]
+    return [{"params": d, "weight_decay": weight_decay}, {"params": nd, "weight_decay": 0.0}]
+
+
+def pg_tied_twice(model, weight_decay):
+    d, nd = [], []
+    for m in model.modules():
+        for p in m.parameters(recurse=False):
+            if p.requires_grad:
+                (d if p.dim() >= 2 else nd).append(p)
+    return [{"params": d, "weight_decay": weight_decay}, {"params": nd, "weight_decay": 0.0}]
+
+
+def pg_keeps_frozen(model, weight_decay):
+    d = [p for p in model.parameters() if p.dim() >= 2]
+    nd = [p for p in model.parameters() if p.dim() < 2]
+    return [{"params": d, "weight_decay": weight_decay}, {"params": nd, "weight_decay": 0.0}]
+
+
+def pg_swapped(model, weight_decay):
+    g = TR.param_groups(model, weight_decay)
+    return [g[1], g[0]]
+
+
+def pg_no_embedding(model, weight_decay):
+    d = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() >= 2 and "wte" not in n]
+    nd = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": d, "weight_decay": weight_decay}, {"params": nd, "weight_decay": 0.0}]
+
+
+# --------------------------------------------------------------------------------------------- lr schedule
+def lr_from_zero(step, max_lr, warmup, total, min_lr=0.0):
+    if step < warmup:
+        return max_lr * step / warmup
+    return TR.lr_at(step, max_lr, warmup, total, min_lr)
+
+
+def lr_to_zero(step, max_lr, warmup, total, min_lr=0.0):
+    if step < warmup:
+        return max_lr * (step + 1) / warmup
+    if step >= total:
+        return min_lr
+    return max_lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+
+
+def lr_cos_from_zero(step, max_lr, warmup, total, min_lr=0.0):
+    if step < warmup:
+        return max_lr * (step + 1) / warmup
+    if step >= total:
+        return min_lr
+    return min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(math.pi * step / total))
+
+
+def lr_keeps_going(step, max_lr, warmup, total, min_lr=0.0):
+    if step < warmup:
+        return max_lr * (step + 1) / warmup
+    return min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+
+
+def lr_linear(step, max_lr, warmup, total, min_lr=0.0):
+    if step < warmup:
+        return max_lr * (step + 1) / warmup
+    if step >= total:
+        return min_lr
+    return max_lr - (max_lr - min_lr) * (step - warmup) / (total - warmup)
+
+
+def lr_numpy(step, max_lr, warmup, total, min_lr=0.0):
+    return np.array(TR.lr_at(step, max_lr, warmup, total, min_lr))
+
+
+def lr_zero_warmup_crash(step, max_lr, warmup, total, min_lr=0.0):
+    if step < warmup or warmup == 0:
+        return max_lr * (step + 1) / max(warmup, 1) if warmup else 0.0
+    return TR.lr_at(step, max_lr, warmup, total, min_lr)
+
+
+REFERENCES = {"check_interpolated_trigram": NG.interpolated_trigram_nll, "check_param_groups": TR.param_groups,
+              "check_lr_at": TR.lr_at}
+
+MUTANTS = [
+    Mutant("check_interpolated_trigram", "mixes log-probabilities", tri_log_mix, hint="then take the log"),
+    Mutant("check_interpolated_trigram", "lambdas reversed", tri_lambdas_reversed, hint="in that order"),
+    Mutant("check_interpolated_trigram", "no k*V in the denominators", tri_no_kv, hint="k·V"),
+    Mutant("check_interpolated_trigram", "trigram contexts from every bigram", tri_ctx_all_bigrams,
+           hint="starts no trigram"),
+    Mutant("check_interpolated_trigram", "counts on val, scores train", tri_swapped, hint="count on train"),
+    Mutant("check_interpolated_trigram", "log base 2", tri_log2, hint="natural log"),
+    Mutant("check_interpolated_trigram", "sum instead of mean", tri_sum, hint="not the sum"),
+    Mutant("check_interpolated_trigram", "scores from val[1:]", tri_from_val1, hint="val[2:]"),
+    Mutant("check_interpolated_trigram", "order-blind counts", tri_unordered, hint="p(c|ab)"),
+    Mutant("check_param_groups", "decays everything", pg_decay_all, hint="1-D"),
+    Mutant("check_param_groups", "decides by name", pg_by_name, hint="p.dim() >= 2"),
+    Mutant("check_param_groups", "tied head counted twice", pg_tied_twice, hint="each parameter once"),
+    Mutant("check_param_groups", "keeps frozen parameters", pg_keeps_frozen, hint="requires_grad=False"),
+    Mutant("check_param_groups", "groups swapped", pg_swapped, hint="first group decays"),
+    Mutant("check_param_groups", "no decay on the embedding", pg_no_embedding, hint="embedding too"),
+    Mutant("check_lr_at", "warmup starts at 0", lr_from_zero, hint="(step + 1) / warmup"),
+    Mutant("check_lr_at", "decays to 0, not min_lr", lr_to_zero, hint="not to 0"),
+    Mutant("check_lr_at", "cosine ignores the warmup", lr_cos_from_zero, hint="starts where warmup ends"),
+    Mutant("check_lr_at", "cosine continues after total", lr_keeps_going, hint="stays at min_lr"),
+    Mutant("check_lr_at", "linear decay", lr_linear, hint="half cosine"),
+    Mutant("check_lr_at", "returns a numpy array", lr_numpy, hint="python float"),
+]
+
+test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch5, REFERENCES, MUTANTS)
