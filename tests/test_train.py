@@ -333,7 +333,7 @@ def test_final_is_a_transformers_checkpoint(tmp_path, capsys, shards):
 
 
 # ------------------------------------------------------------------------------------------ the shipped model
-SHIPPED = gptlib.DATA_DIR / "models" / "shakespeare-3x96"
+SHIPPED = gptlib.DATA_DIR / "models" / "shakespeare-4x256"
 
 
 def test_shipped_model_reproduces_its_card():
@@ -349,3 +349,24 @@ def test_shipped_model_reproduces_its_card():
     assert sum(f.stat().st_size for f in SHIPPED.iterdir()) < 25e6
     cfg = json.loads((SHIPPED / "train_config.json").read_text())
     assert T.TrainConfig(**cfg).tokenizer == "course"
+
+
+def test_shipped_model_loads_in_transformers_with_its_tokenizer():
+    """Plain transformers, offline: the folder's tokenizer gives our ids, the model our logits, and the pipeline runs."""
+    import transformers
+    from gptlib.data import VAL_PLAYS, load_plays, split_by_play
+    from gptlib.tokenizer import BPETokenizer
+    ours = BPETokenizer.load(SHIPPED / "shakespeare-1024.json")
+    hf_tok = transformers.AutoTokenizer.from_pretrained(SHIPPED)
+    _, val = split_by_play(load_plays(), VAL_PLAYS)
+    text = val[0].text[:20000]
+    ids = ours.encode(text)
+    assert hf_tok(text)["input_ids"] == ids
+    hf = transformers.GPT2LMHeadModel.from_pretrained(SHIPPED).eval()
+    model = GPT.from_pretrained(SHIPPED).eval()
+    x = torch.tensor([ids[:100]])
+    with torch.no_grad():
+        assert (hf(x).logits - model(x)).abs().max().item() < 1e-4
+    gen = transformers.pipeline("text-generation", model=str(SHIPPED), tokenizer=str(SHIPPED))
+    out = gen("ROMEO:", max_new_tokens=8, do_sample=False)[0]["generated_text"]
+    assert out.startswith("ROMEO:") and len(out) > len("ROMEO:")
