@@ -67,9 +67,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 z.sub_(lse[:, None]).exp_()                              # softmax(z), in place
                 z.scatter_add_(1, safe[s:e, None], torch.full_like(lse[:, None], -1.0))   # - onehot(y)
                 z = z.mul_((keep[s:e] / n)[:, None]).to(h.dtype)          # d loss / d z
-                if need_h:
+                if dh is not None:
                     dh[s:e] = z @ weight                                 # (chunk, C)
-                if need_w:
+                if dw is not None:
                     torch.addmm(dw, z.t(), h[s:e], out=dw)              # (V, C)
         ctx.save_for_backward(dh, dw)
         return loss / n
@@ -293,7 +293,7 @@ def load_tokenizer(name: str):
     if not path.exists():
         raise FileNotFoundError(f"tokenizer file {path} is missing: use --tokenizer course or gpt2, or rebuild the "
                                 "course tokenizer (data/README.md says how)")
-    return BPETokenizer.load(path)  # type: ignore[attr-defined]
+    return BPETokenizer.load(path)
 
 
 def load_tokens(config: TrainConfig, tokenizer) -> tuple[np.ndarray, np.ndarray]:
@@ -572,7 +572,7 @@ class Trainer:
         torch.manual_seed(config.seed)                                    # the same initial weights on every rank
         if model is None:
             vocab = getattr(tokenizer, "vocab_size", None) or tokenizer.n_vocab
-            model = (GPT.from_pretrained(config.init_from, **config.set)  # type: ignore[attr-defined]
+            model = (GPT.from_pretrained(config.init_from, **config.set)
                      if config.init_from
                      else GPT(config.model_config(vocab)))
         self.model: Any = model.to(self.device)

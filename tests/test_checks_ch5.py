@@ -2,11 +2,12 @@
 import math
 
 import numpy as np
+import torch
 
 from gptlib import ngram as NG
 from gptlib import train as TR
 from gptlib.checks import ch5
-from mutation import Mutant, check_tests
+from mutation import Mutant, check_tests, robustness_tests
 
 
 # --------------------------------------------------------------------------------------------- trigram
@@ -86,6 +87,42 @@ def tri_unordered(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
             + NG.interpolated_trigram_nll(train[::-1].copy(), val, vocab_size, k, lambdas)) / 2
 
 
+def tri_keeps_dtype(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
+    # the reference's arithmetic in the ids' own dtype (no int64 conversion): uint16/int32 codes overflow
+    t, v, V = np.asarray(train), np.asarray(val), vocab_size
+    l1, l2, l3 = lambdas
+    uni = np.bincount(t, minlength=V).astype(np.float64)
+    bk, bn = NG._counts(t[:-1] * V + t[1:])
+    bctx = np.bincount(t[:-1], minlength=V).astype(np.float64)
+    tk, tn = NG._counts((t[:-2] * V + t[1:-1]) * V + t[2:])
+    ak, an = NG._counts(t[:-2] * V + t[1:-1])
+    x, y, z = v[:-2], v[1:-1], v[2:]
+    p1 = (uni[z] + k) / (len(t) + k * V)
+    p2 = (NG._lookup(bk, bn, y * V + z) + k) / (bctx[y] + k * V)
+    p3 = (NG._lookup(tk, tn, (x * V + y) * V + z) + k) / (NG._lookup(ak, an, x * V + y) + k * V)
+    return float(-np.log(l1 * p1 + l2 * p2 + l3 * p3).mean())
+
+
+def tri_float32(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
+    return np.float32(NG.interpolated_trigram_nll(train, val, vocab_size, k, lambdas))
+
+
+def tri_no_minlength(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
+    # unigram and bigram-context tables sized by the largest id in train: an id never seen in train overflows them
+    t, v, V = np.asarray(train, dtype=np.int64), np.asarray(val, dtype=np.int64), vocab_size
+    l1, l2, l3 = lambdas
+    uni = np.bincount(t).astype(np.float64)
+    bk, bn = NG._counts(t[:-1] * V + t[1:])
+    bctx = np.bincount(t[:-1]).astype(np.float64)
+    tk, tn = NG._counts((t[:-2] * V + t[1:-1]) * V + t[2:])
+    ak, an = NG._counts(t[:-2] * V + t[1:-1])
+    x, y, z = v[:-2], v[1:-1], v[2:]
+    p1 = (uni[z] + k) / (len(t) + k * V)
+    p2 = (NG._lookup(bk, bn, y * V + z) + k) / (bctx[y] + k * V)
+    p3 = (NG._lookup(tk, tn, (x * V + y) * V + z) + k) / (NG._lookup(ak, an, x * V + y) + k * V)
+    return float(-np.log(l1 * p1 + l2 * p2 + l3 * p3).mean())
+
+
 # --------------------------------------------------------------------------------------------- param groups
 def pg_decay_all(model, weight_decay):
     ps = [p for p in model.parameters() if p.requires_grad]
@@ -121,6 +158,18 @@ def pg_swapped(model, weight_decay):
 def pg_no_embedding(model, weight_decay):
     d = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() >= 2 and "wte" not in n]
     nd = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": d, "weight_decay": weight_decay}, {"params": nd, "weight_decay": 0.0}]
+
+
+def pg_only_2d(model, weight_decay):
+    d = [p for p in model.parameters() if p.requires_grad and p.dim() == 2]
+    nd = [p for p in model.parameters() if p.requires_grad and p.dim() != 2]
+    return [{"params": d, "weight_decay": weight_decay}, {"params": nd, "weight_decay": 0.0}]
+
+
+def pg_drops_scalars(model, weight_decay):
+    d = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    nd = [p for p in model.parameters() if p.requires_grad and p.dim() == 1]
     return [{"params": d, "weight_decay": weight_decay}, {"params": nd, "weight_decay": 0.0}]
 
 
@@ -171,6 +220,19 @@ def lr_zero_warmup_crash(step, max_lr, warmup, total, min_lr=0.0):
     return TR.lr_at(step, max_lr, warmup, total, min_lr)
 
 
+def lr_progress_first(step, max_lr, warmup, total, min_lr=0.0):
+    p = (step - warmup) / (total - warmup)                 # ZeroDivisionError when warmup == total
+    if step < warmup:
+        return max_lr * (step + 1) / warmup
+    if step >= total:
+        return min_lr
+    return min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(math.pi * p))
+
+
+def lr_tensor(step, max_lr, warmup, total, min_lr=0.0):
+    return torch.tensor(TR.lr_at(step, max_lr, warmup, total, min_lr))
+
+
 REFERENCES = {"check_interpolated_trigram": NG.interpolated_trigram_nll, "check_param_groups": TR.param_groups,
               "check_lr_at": TR.lr_at}
 
@@ -196,7 +258,20 @@ MUTANTS = [
     Mutant("check_lr_at", "cosine ignores the warmup", lr_cos_from_zero, hint="starts where warmup ends"),
     Mutant("check_lr_at", "cosine continues after total", lr_keeps_going, hint="stays at min_lr"),
     Mutant("check_lr_at", "linear decay", lr_linear, hint="half cosine"),
-    Mutant("check_lr_at", "returns a numpy array", lr_numpy, hint="python float"),
+    Mutant("check_lr_at", "returns a numpy array", lr_numpy, hint="python float", kind="dtype"),
+    # the escape classes of issue 11
+    Mutant("check_interpolated_trigram", "pair/triple codes in the ids' dtype (uint16/int32 overflow)",
+           tri_keeps_dtype, hint="int64", kind="dtype"),
+    Mutant("check_interpolated_trigram", "returns np.float32", tri_float32, hint="Python float", kind="dtype"),
+    Mutant("check_interpolated_trigram", "count tables without minlength=V", tri_no_minlength,
+           hint="never seen in train", kind="edge"),
+    Mutant("check_param_groups", "decays only 2-D parameters (not a 3-D conv weight)", pg_only_2d,
+           hint="two or more dimensions", kind="edge"),
+    Mutant("check_param_groups", "drops 0-d scalar parameters", pg_drops_scalars, hint="0-d scalar", kind="edge"),
+    Mutant("check_lr_at", "divides by total - warmup before the branches", lr_progress_first,
+           hint="no cosine phase", kind="edge"),
+    Mutant("check_lr_at", "returns a torch tensor", lr_tensor, hint="Python float", kind="dtype"),
 ]
 
 test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch5, REFERENCES, MUTANTS)
+test_crash_names_case, test_success_line_stable = robustness_tests(ch5, REFERENCES)

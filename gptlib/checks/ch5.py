@@ -1,10 +1,14 @@
 """Checks for Chapter 5's exercises (pretraining): the interpolated add-k trigram, AdamW's parameter groups and
 the warmup + cosine learning-rate schedule.
 
-Each check compares the learner's function with an independent reference on inputs that make the usual mistakes
-show: a small vocabulary with non-trivial smoothing (k = 0.5) and unequal lambdas; a training text whose last
-bigram also occurs as a validation context; a model with a tied head, a frozen parameter and LayerNorm weights;
-schedules sampled at the first, last and boundary steps with a non-zero floor.
+Each check runs the learner's function through `c.call` (a crash names the case) and compares it with an
+independent reference on inputs that make the usual mistakes show: a small vocabulary with non-trivial
+smoothing (k = 0.5) and unequal lambdas, a validation token never seen in training, a training text whose last
+bigram also occurs as a validation context, token ids as uint16/int32 with GPT-2's vocabulary (pair and triple
+codes overflow unless computed in int64); a model with a tied head, a frozen parameter, LayerNorm weights, a 3-D
+convolution weight and a 0-d scalar; schedules sampled at the first, last and boundary steps with a non-zero
+floor, no warmup, no cosine phase, and one random setting. The random parts (training text, sizes, one schedule)
+are drawn from the checker's seed; the number of checks per run does not depend on it.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ __all__ = ["check_interpolated_trigram", "check_param_groups", "check_lr_at"]
 
 # ------------------------------------------------------------------------------------------ n-gram trigram
 def _trigram_probs(train, val, V, k, lambdas, *, log_mix=False, no_kv=False, ctx_all_bigrams=False):
-    """Per-target probabilities of val[2:] (or mean log-probs when log_mix), plain Python counting."""
+    """Per-target log-probabilities of val[2:] (log of the mixture, or the mixture of logs), plain Python counting."""
     train, val = [int(t) for t in train], [int(t) for t in val]
     l1, l2, l3 = lambdas
     n1 = Counter(train)
@@ -42,109 +46,147 @@ def _trigram_probs(train, val, V, k, lambdas, *, log_mix=False, no_kv=False, ctx
     return out
 
 
+def _mean_nll(*args, **kw) -> float:
+    """The mean NLL; NaN where a wrong formula breaks down (a zero denominator, log of 0)."""
+    try:
+        return -float(np.mean(_trigram_probs(*args, **kw)))
+    except (ValueError, ZeroDivisionError):
+        return float("nan")
+
+
+_FORMULA = "p(c|ab) = l1 (n(c)+k)/(N+kV) + l2 (n(bc)+k)/(n(b·)+kV) + l3 (n(abc)+k)/(n(ab·)+kV)"
+_WIDE = ("token ids come as uint16 (Chapter 1's shards) or int32: convert them to int64 (np.asarray(ids, "
+         "dtype=np.int64)) before encoding pairs and triples as b·V + c and (a·V + b)·V + c, which overflow 16 and "
+         "32 bits for GPT-2's V = 50257")
+
+
 def check_interpolated_trigram(fn: Callable) -> None:
     """fn(train, val, vocab_size, k, lambdas) is the mean NLL (nats) of val[2:] under the interpolated add-k
     trigram counted on train."""
-    rng = np.random.default_rng(5)
     V = 7
-    # a skewed training text; its last bigram (3, 5) also opens trigrams of the validation text
-    train = np.concatenate([rng.choice(V, 60, p=[.3, .2, .15, .15, .1, .05, .05]), [1, 3, 5]]).astype(np.int64)
-    val = np.array([3, 5, 6, 3, 5, 1, 0, 3, 5, 2, 2, 4, 6, 6, 0], dtype=np.int64)
-    cases = [((0.5, (0.2, 0.3, 0.5)), "k=0.5, lambdas=(0.2, 0.3, 0.5)"),
-             ((0.01, (0.1, 0.3, 0.6)), "k=0.01, lambdas=(0.1, 0.3, 0.6)"),
-             ((0.5, (1.0, 0.0, 0.0)), "lambdas=(1, 0, 0): the add-k unigram alone")]
-    with checker("interpolated_trigram_nll") as c:
-        for (k, lam), case in cases:
-            want = -float(np.mean(_trigram_probs(train, val, V, k, lam)))
-            got = fn(train.copy(), val.copy(), V, k=k, lambdas=lam)
-            c.expect(isinstance(got, (float, np.floating)) and not isinstance(got, bool) and np.ndim(got) == 0,
-                     case, f"return one float (the mean), got {type(got).__name__}")
-            got = float(got)
+    with checker("interpolated_trigram_nll", fn) as c:
+        rng = np.random.default_rng(c.rng.randrange(2**32))
+        # a skewed training text without token 6 (unseen: its counts are 0); its last bigram (3, 5) also opens
+        # trigrams of the validation text
+        train = np.concatenate([rng.choice(V - 1, 60, p=[.3, .2, .15, .15, .1, .1]), [1, 3, 5]]).astype(np.int64)
+        val = np.array([3, 5, 6, 3, 5, 1, 0, 3, 5, 2, 2, 4, 6, 6, 0], dtype=np.int64)
+        n = len(val) - 2
+        # GPT-2-sized ids chosen so that codes computed without int64 collide: in uint16, the pair (1, 15281) wraps
+        # to the code of (0, 2) (50257 + 15281 = 2 + 65536); in int32, the triple (20840, 42874, 0) wraps to the
+        # code of (0, 0, 2) ((20840·50257 + 42874)·50257 = 2 mod 2^32)
+        a16 = np.array([0, 1, 2, 15281, 777, 50256], dtype=np.int64)
+        tr16 = np.concatenate([rng.choice(a16, 60), [1, 15281, 1, 15281, 1, 15281]])
+        va16 = np.array([777, 0, 2, 0, 2, 50256, 1, 15281, 0, 2, 777], dtype=np.int64)
+        a32 = np.array([0, 2, 20840, 42874, 50256], dtype=np.int64)
+        tr32 = np.concatenate([rng.choice(a32, 60), [20840, 42874, 0, 20840, 42874, 0, 20840, 42874, 0]])
+        va32 = np.array([0, 0, 2, 50256, 0, 0, 2, 20840, 42874, 0, 2], dtype=np.int64)
+        cases = [(train, val, V, 0.5, (0.2, 0.3, 0.5), np.int64,
+                  "k=0.5, lambdas=(0.2, 0.3, 0.5); val holds token 6, never seen in train"),
+                 (train, val, V, 0.01, (0.1, 0.3, 0.6), np.int64, "k=0.01, lambdas=(0.1, 0.3, 0.6)"),
+                 (train, val, V, 0.5, (1.0, 0.0, 0.0), np.int64, "lambdas=(1, 0, 0): the add-k unigram alone"),
+                 (train[::-1], val, V, 0.5, (0.2, 0.3, 0.5), np.int64, "the training text reversed"),
+                 (tr16, va16, 50257, 0.5, (0.2, 0.3, 0.5), np.uint16,
+                  "token ids as uint16, vocab_size=50257"),
+                 (tr32, va32, 50257, 0.01, (0.1, 0.3, 0.6), np.int32,
+                  "token ids as int32, vocab_size=50257")]
+        for tr, va, vocab, k, lam, dt, case in cases:
+            tr, va = np.ascontiguousarray(tr, dtype=dt), np.ascontiguousarray(va, dtype=dt)
+            want = _mean_nll(tr, va, vocab, k, lam)
+            got = c.call(case, fn, tr.copy(), va.copy(), vocab, k=k, lambdas=lam)
+            c.expect(isinstance(got, float) and np.ndim(got) == 0, case,
+                     f"return one Python float (the mean; float(...)), got {type(got).__name__}")
             c.expect(math.isfinite(got), case, f"got {got}: a context never seen in train has count 0; add k·V to "
                      "every denominator so each probability stays finite and positive")
             if abs(got - want) < 1e-6 * max(1.0, abs(want)):
                 c.expect(True, case, "")
                 continue
-            n = len(val) - 2
-
-            def mean_nll(*args, **kw):                                 # NaN where a wrong formula breaks down
-                try:
-                    return -float(np.mean(_trigram_probs(*args, **kw)))
-                except (ValueError, ZeroDivisionError):
-                    return float("nan")
-
+            if dt != np.int64:
+                c.expect(False, case, f"got {got:.6f}, expected {want:.6f}: {_WIDE}")
             wrong = {
                 "mix the probabilities, then take the log (log of the weighted sum), not a weighted sum of logs":
-                    mean_nll(train, val, V, k, lam, log_mix=True),
+                    lambda: _mean_nll(tr, va, vocab, k, lam, log_mix=True),
                 "add k·V to every denominator (k for each of the V possible next tokens)":
-                    mean_nll(train, val, V, k, lam, no_kv=True),
+                    lambda: _mean_nll(tr, va, vocab, k, lam, no_kv=True),
                 "n(ab·) counts the contexts of trigrams, the pairs (train[:-2], train[1:-1]); the text's last bigram "
-                "starts no trigram": mean_nll(train, val, V, k, lam, ctx_all_bigrams=True),
+                "starts no trigram": lambda: _mean_nll(tr, va, vocab, k, lam, ctx_all_bigrams=True),
                 "lambdas = (l1, l2, l3) weight the unigram, bigram and trigram in that order":
-                    mean_nll(train, val, V, k, lam[::-1]),
-                "count on train and score val, not the other way round":
-                    mean_nll(val, train, V, k, lam),
-                "natural log (nats), not log2": mean_nll(train, val, V, k, lam) / math.log(2),
-                "return the mean over the targets, not the sum": mean_nll(train, val, V, k, lam) * n,
+                    lambda: _mean_nll(tr, va, vocab, k, lam[::-1]),
+                "count on train and score val, not the other way round": lambda: _mean_nll(va, tr, vocab, k, lam),
+                "natural log (nats), not log2": lambda: want / math.log(2),
+                "return the mean over the targets, not the sum": lambda: want * n,
                 f"score the targets val[2:] ({n} of them), each with the two tokens before it":
-                    mean_nll(train, val[1:], V, k, lam),
+                    lambda: _mean_nll(tr, va[1:], vocab, k, lam),
             }
-            hint = next((h for h, w in wrong.items() if abs(got - w) < 1e-6 * max(1.0, abs(w))),
-                        "p(c|ab) = l1 (n(c)+k)/(N+kV) + l2 (n(bc)+k)/(n(b·)+kV) + l3 (n(abc)+k)/(n(ab·)+kV)")
+            hint = next((h for h, w in wrong.items() if abs(got - w()) < 1e-6 * max(1.0, abs(w()))),
+                        _FORMULA + ("; count ordered n-grams: (a, b, c) is not (c, b, a)"
+                                    if case == "the training text reversed" else ""))
             c.expect(False, case, f"got {got:.6f}, expected {want:.6f}: {hint}")
-        flipped = fn(train[::-1].copy(), val.copy(), V, k=0.5, lambdas=(0.2, 0.3, 0.5))
-        c.expect(abs(float(flipped) + float(np.mean(_trigram_probs(train[::-1], val, V, 0.5, (0.2, 0.3, 0.5)))))
-                 < 1e-6, "the training text reversed", "count ordered n-grams: (a, b, c) is not (c, b, a)")
 
 
 # ------------------------------------------------------------------------------------------ parameter groups
 class _Net(nn.Module):
-    """Embedding tied to the head, a Linear with bias, a LayerNorm, a frozen Linear."""
+    """Embedding tied to the head, a Linear with bias, a LayerNorm, a frozen Linear, a Conv1d (3-D weight) and a
+    0-d learnable scale."""
 
-    def __init__(self):
+    def __init__(self, vocab: int, d: int, h: int):
         super().__init__()
-        self.wte = nn.Embedding(11, 6)
-        self.fc = nn.Linear(6, 5)
-        self.ln = nn.LayerNorm(5)
-        self.frozen = nn.Linear(5, 6)
+        self.wte = nn.Embedding(vocab, d)
+        self.fc = nn.Linear(d, h)
+        self.ln = nn.LayerNorm(h)
+        self.conv = nn.Conv1d(h, h, 3)
+        self.frozen = nn.Linear(h, d)
         self.frozen.weight.requires_grad_(False)
-        self.head = nn.Linear(6, 11, bias=False)
+        self.scale = nn.Parameter(torch.ones(()))
+        self.head = nn.Linear(d, vocab, bias=False)
         self.head.weight = self.wte.weight
 
 
 def check_param_groups(fn: Callable) -> None:
-    """fn(model, weight_decay) -> [{"params": 2-D+, "weight_decay": wd}, {"params": 1-D, "weight_decay": 0.0}]."""
-    net = _Net()
-    names = {id(p): n for n, p in net.named_parameters()}
-    want_decay = {"wte.weight", "fc.weight"}
-    want_plain = {"fc.bias", "ln.weight", "ln.bias", "frozen.bias"}
-    with checker("param_groups") as c:
-        groups = fn(net, 0.05)
+    """fn(model, weight_decay) -> [{"params": 2-D+, "weight_decay": wd}, {"params": 0/1-D, "weight_decay": 0.0}]."""
+    want_decay = {"wte.weight", "fc.weight", "conv.weight"}
+    want_plain = {"fc.bias", "ln.weight", "ln.bias", "conv.bias", "frozen.bias", "scale"}
+    with checker("param_groups", fn) as c:
+        net = _Net(c.rng.randint(9, 40), c.rng.randint(4, 12), c.rng.randint(3, 10))
+        names = {id(p): n for n, p in net.named_parameters()}
+        dims = {n: p.dim() for n, p in net.named_parameters()}
+        wd = round(c.rng.uniform(0.01, 0.2), 3)
+        case = f"param_groups(model, weight_decay={wd})"
+        groups = c.call(case, fn, net, wd)
         c.expect(isinstance(groups, (list, tuple)) and len(groups) == 2 and all(isinstance(g, dict) for g in groups),
-                 "the return value", "return a list of two dicts: the decayed group, then the one without decay")
-        c.expect(all("params" in g and "weight_decay" in g for g in groups), "the groups' keys",
+                 case, "return a list of two dicts: the decayed group, then the one without decay")
+        c.expect(all("params" in g and "weight_decay" in g for g in groups), case,
                  'each group is {"params": [...], "weight_decay": value}')
-        c.expect(groups[0]["weight_decay"] == 0.05 and groups[1]["weight_decay"] == 0.0, "weight_decay values",
-                 f"the first group decays with the weight_decay argument (0.05), the second with 0.0; got "
+        c.expect(groups[0]["weight_decay"] == wd and groups[1]["weight_decay"] == 0.0, case,
+                 f"the first group decays with the weight_decay argument ({wd}), the second with 0.0; got "
                  f"{groups[0]['weight_decay']} and {groups[1]['weight_decay']}")
         params = [list(g["params"]) for g in groups]
         ids = [[id(p) for p in ps] for ps in params]
-        c.expect(all(i in names for i in ids[0] + ids[1]), "every entry",
+        c.expect(all(isinstance(p, nn.Parameter) and id(p) in names for ps in params for p in ps), case,
                  "the groups must hold the model's Parameters themselves (from named_parameters)")
         got = [[names[i] for i in g] for g in ids]
-        c.expect("frozen.weight" not in names and all(p.requires_grad for ps in params for p in ps),
-                 "the frozen frozen.weight", "leave out parameters with requires_grad=False (frozen)")
+        c.expect("frozen.weight" not in got[0] + got[1], case + ": the frozen frozen.weight",
+                 "leave out parameters with requires_grad=False (frozen)")
         c.expect(len(got[0]) == len(set(got[0])) and len(got[1]) == len(set(got[1])) and
-                 len(ids[0]) + len(ids[1]) == len(set(ids[0]) | set(ids[1])), "the tied head",
+                 not set(got[0]) & set(got[1]), case + ": the tied head",
                  "each parameter once: head.weight is wte.weight (named_parameters yields it once)")
         misplaced = sorted(set(got[0]) & want_plain)
-        c.expect(not misplaced, "1-D parameters", f"{misplaced} are 1-D (biases, LayerNorm gains): no weight decay; "
+        c.expect(not misplaced, case + ": 0-D and 1-D parameters",
+                 f"{misplaced} are 0-D or 1-D (biases, LayerNorm gains, scalars): no weight decay; "
                  "decide by p.dim() >= 2, not by the name")
         missing = sorted(want_decay - set(got[0]))
-        c.expect(not missing, "2-D parameters", f"{missing} have two dimensions and get weight decay (the "
-                 "embedding too: it is the tied LM head)")
-        c.expect(set(got[1]) == want_plain, "the no-decay group",
-                 f"expected {sorted(want_plain)}, got {sorted(got[1])}")
+        c.expect(not missing, case + ": parameters with 2+ dimensions",
+                 f"{missing} ({', '.join(f'{dims[m]}-D' for m in missing)}) have two or more dimensions and get weight "
+                 "decay" + (" (the embedding too: it is the tied LM head)" if "wte.weight" in missing else ""))
+        lost = sorted(want_plain - set(got[1]))
+        c.expect(not lost, case + ": the no-decay group",
+                 f"{lost} missing: every trainable parameter with fewer than two dimensions (a 0-d scalar too) "
+                 f"goes into the second group; got {sorted(got[1])}")
+        try:
+            torch.optim.AdamW(groups, lr=1e-3)
+            ok, why = True, ""
+        except (ValueError, TypeError) as e:
+            ok, why = False, str(e)
+        c.expect(ok, case + ": torch.optim.AdamW(groups)", f"AdamW rejects the groups: {why}")
 
 
 # ------------------------------------------------------------------------------------------ lr schedule
@@ -158,13 +200,21 @@ def _lr_ref(step, max_lr, warmup, total, min_lr):
 
 def check_lr_at(fn: Callable) -> None:
     """fn(step, max_lr, warmup, total, min_lr) follows linear warmup then cosine decay to min_lr."""
-    settings = [(6e-4, 10, 50, 6e-5), (1e-3, 4, 20, 0.0), (2e-3, 0, 12, 2e-4)]
-    with checker("lr_at") as c:
+    with checker("lr_at", fn) as c:
+        warmup = c.rng.randint(2, 40)
+        total = warmup + c.rng.randint(10, 300)
+        rand = (round(c.rng.uniform(1e-4, 3e-3), 6), warmup, total, c.rng.choice([0.1, 0.01, 0.0]))
+        settings = [(6e-4, 10, 50, 6e-5), (1e-3, 4, 20, 0.0), (2e-3, 0, 12, 2e-4), (3e-4, 5, 5, 3e-5),
+                    (rand[0], rand[1], rand[2], rand[0] * rand[3])]
         for max_lr, warmup, total, min_lr in settings:
-            for step in sorted({0, 1, warmup // 2, max(warmup - 1, 0), warmup, warmup + 1,
-                                (warmup + total) // 2, total - 1, total, total + 7}):
-                case = f"step={step} (max_lr={max_lr}, warmup={warmup}, total={total}, min_lr={min_lr})"
-                got, want = fn(step, max_lr, warmup, total, min_lr), _lr_ref(step, max_lr, warmup, total, min_lr)
+            steps = [0, 1, warmup // 2, max(warmup - 1, 0), warmup, warmup + 1, (warmup + total) // 2,
+                     max(total - 1, 0), total, total + 7]
+            for step in steps:
+                case = f"step={step} (max_lr={max_lr:.6g}, warmup={warmup}, total={total}, min_lr={min_lr:.6g})"
+                if warmup == total:
+                    case += "; warmup == total: no cosine phase"
+                got = c.call(case, fn, step, max_lr, warmup, total, min_lr)
+                want = _lr_ref(step, max_lr, warmup, total, min_lr)
                 c.expect(isinstance(got, (float, int)) and not isinstance(got, bool), case,
                          f"return a Python float, got {type(got).__name__}")
                 if abs(got - want) <= 1e-12 + 1e-9 * max_lr:
