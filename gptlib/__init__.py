@@ -6,7 +6,10 @@ Every module except this file and `gptlib.checks` is written by `make export` fr
     data       (Chapter 1)        the Shakespeare corpus, splits by play, token windows and shards
     attention  (Chapter 2)        scaled dot-product and multi-head attention
     position   (Chapter 3)        learned, sinusoidal, RoPE and ALiBi positions
-    model      (Chapter 4)        GPTConfig, GPT, Hugging Face GPT-2 load/save, counting
+    model      (Chapter 4)        GPTConfig, GPT, the plain loss, parameter and FLOP counts
+    hf         (Chapter 4)        Hugging Face GPT-2 checkpoints: load and save (GPT.from_pretrained / save_pretrained)
+    ngram      (Chapter 5)        unigram, bigram and smoothed trigram baselines (add-k, Kneser-Ney)
+    train      (Chapter 5)        TrainConfig, Trainer, `python -m gptlib.train` (torchrun DDP, exact resume)
     generate   (Chapter 7)        decoding strategies (transformers' semantics), streaming, the KV cache
 """
 import os
