@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tools" / "offline"))
 import gptlib_offline  # noqa: E402
 
@@ -19,3 +21,14 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 QUIET_TQDM = "ignore:IProgress not found"          # tqdm.auto in a kernel without ipywidgets, at import
 if QUIET_TQDM not in os.environ.get("PYTHONWARNINGS", ""):
     os.environ["PYTHONWARNINGS"] = ",".join(w for w in (QUIET_TQDM, os.environ.get("PYTHONWARNINGS")) if w)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run faster on one thread (no hand-offs between threads); results are the same.
+    Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -9,21 +9,15 @@ from gptlib import generate as G
 from gptlib.model import GPT, GPTConfig
 from gptlib.tokenizer import course_tokenizer, gpt2_tokenizer
 
-transformers = pytest.importorskip("transformers")
-from transformers import GPT2LMHeadModel  # noqa: E402
-from transformers.generation import logits_process as LP  # noqa: E402
+import transformers
+from transformers import GPT2LMHeadModel
+from transformers.generation import logits_process as LP
 
 transformers.logging.set_verbosity_error()
 V = 211
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run faster on one thread (no hand-offs between threads); results are the same."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tiny models: one thread is faster (conftest.py)
 
 
 def random_gpt(position="learned", vocab=V, block=64, seed=0, scale=8.0):

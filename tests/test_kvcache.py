@@ -13,12 +13,7 @@ from gptlib.position import POSITIONS
 V = 97
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tiny models: one thread is faster (conftest.py)
 
 
 def model(position, block=40, seed=0, **kw):

@@ -321,7 +321,7 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, shards):
 
 
 def test_final_is_a_transformers_checkpoint(tmp_path, capsys, shards):
-    transformers = pytest.importorskip("transformers")
+    import transformers
     out = tmp_path / "run"
     assert run_main(capsys, *TINY, "--data", shards, "--max-steps", "2", "--out", out)[0] == 0
     hf = transformers.GPT2LMHeadModel.from_pretrained(out / "final")
