@@ -41,7 +41,7 @@ __all__ = [
     "default_loss_route", "param_groups", "configure_optimizer", "lr_at", "TOKENIZERS", "TrainConfig",
     "load_tokenizer", "load_tokens", "WindowSampler", "windows", "CheckpointError", "save_checkpoint",
     "verify_checkpoint", "list_checkpoints", "load_checkpoint", "latest_checkpoint", "PEAK_FLOPS",
-    "peak_flops", "TrainingStopped", "Trainer", "train", "build_parser", "config_from_args", "main",
+    "peak_flops", "TrainingStopped", "Task", "Trainer", "train", "build_parser", "config_from_args", "main",
 ]
 
 
@@ -508,16 +508,40 @@ class TrainingStopped(RuntimeError):
     """The loss went NaN or infinite: the run stopped, its last good checkpoint kept."""
 
 
+class Task:
+    """What the Trainer trains on when it is not windows of one token stream (Chapter 6's classifier,
+    instruction tuning, LoRA). A task has `n_train` and `n_val` examples; `batch(split, indices)` returns a
+    tuple of CPU tensors for those examples; `loss_module(model)` returns an nn.Module whose `forward(*batch)`
+    is the mean loss. The Trainer keeps everything else: schedule, clipping, AdamW over the parameters that
+    require grad, evaluation, checkpoints, logs."""
+    n_train: int
+    n_val: int
+
+    def batch(self, split: str, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+    def loss_module(self, model: nn.Module) -> nn.Module:
+        raise NotImplementedError
+
+    def n_tokens(self, batch: tuple[torch.Tensor, ...]) -> int:
+        """Tokens in a batch, for tokens/s (default: the size of its first tensor)."""
+        return batch[0].numel()
+
+
 class Trainer:
     """Runs a TrainConfig: `Trainer(config).fit()`. Under torchrun each process is one rank of
     DistributedDataParallel; only rank 0 writes. Programmatic use can pass the model and tokens directly
-    (the notebook and Chapter 6 do): Trainer(config, model=..., train_tokens=..., val_tokens=...)."""
+    (the notebook does): Trainer(config, model=..., train_tokens=..., val_tokens=...); Chapter 6 passes a
+    `Task` instead of tokens: Trainer(config, model=..., task=...)."""
 
     def __init__(self, config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                  model: GPT | None = None, train_tokens=None, val_tokens=None, tokenizer=None,
-                 write: bool = True, verbose: bool = True, on_step: Callable[[dict], None] | None = None):
+                 write: bool = True, verbose: bool = True, on_step: Callable[[dict], None] | None = None,
+                 task: Task | None = None):
         config.validate()
-        self.config, self.resume, self.on_step = config, resume, on_step
+        if task is not None and model is None:
+            raise ValueError("a Task trains a model you pass: Trainer(config, model=..., task=...)")
+        self.config, self.resume, self.on_step, self.task = config, resume, on_step, task
         self.run_dir = Path(config.out)
         # ---- processes ---------------------------------------------------------------------------------
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -563,12 +587,13 @@ class Trainer:
         if self.ddp:
             torch.distributed.barrier()
         # ---- data and model --------------------------------------------------------------------------------
-        if model is None or train_tokens is None:
+        if task is None and (model is None or train_tokens is None):
             tokenizer = tokenizer or load_tokenizer(config.tokenizer)
-        if train_tokens is None:
+        if task is None and train_tokens is None:
             train_tokens, val_tokens = load_tokens(config, tokenizer)
         self.tokenizer = tokenizer
-        self.train_tokens, self.val_tokens = np.asarray(train_tokens), np.asarray(val_tokens)
+        self.train_tokens = np.asarray(train_tokens if task is None else [], dtype=np.int64)
+        self.val_tokens = np.asarray(val_tokens if task is None else [], dtype=np.int64)
         torch.manual_seed(config.seed)                                    # the same initial weights on every rank
         if model is None:
             vocab = getattr(tokenizer, "vocab_size", None) or tokenizer.n_vocab
@@ -577,19 +602,26 @@ class Trainer:
                      else GPT(config.model_config(vocab)))
         self.model: Any = model.to(self.device)
         T = self.model.config.block_size
-        n_train, n_val = len(self.train_tokens), len(self.val_tokens)
-        if B * T + 1 > n_train:
-            raise ValueError(f"--batch-size {B} x block_size {T} = {B * T} tokens is more than the {n_train} "
-                             "training tokens; lower --batch-size or block_size (--set block_size=...)")
-        if n_val < T + 1:
-            raise ValueError(f"the validation tokens ({n_val}) are fewer than block_size + 1 = {T + 1}")
-        self.sampler = WindowSampler(n_train, T, config.seed)
+        if task is not None:                                              # examples, not windows
+            if not 0 < B <= task.n_train or task.n_val < 1:
+                raise ValueError(f"--batch-size {B} needs at least {B} training examples and one validation "
+                                 f"example; the task has {task.n_train} and {task.n_val}")
+            self.sampler = WindowSampler(task.n_train + 1, 1, config.seed)  # windows of 1: a shuffle of examples
+        else:
+            n_train, n_val = len(self.train_tokens), len(self.val_tokens)
+            if B * T + 1 > n_train:
+                raise ValueError(f"--batch-size {B} x block_size {T} = {B * T} tokens is more than the {n_train} "
+                                 "training tokens; lower --batch-size or block_size (--set block_size=...)")
+            if n_val < T + 1:
+                raise ValueError(f"the validation tokens ({n_val}) are fewer than block_size + 1 = {T + 1}")
+            self.sampler = WindowSampler(n_train, T, config.seed)
         # ---- precision, compile, loss route, optimizer -----------------------------------------------------
         cuda = self.device.type == "cuda"
         bf16 = config.dtype == "bfloat16" or (config.dtype == "auto" and cuda and torch.cuda.is_bf16_supported())
         self.amp_dtype = torch.bfloat16 if bf16 else torch.float32
         self.route = config.loss if config.loss != "auto" else default_loss_route(str(self.device))
-        self.loss_model: Any = _LossModel(self.model, self.route)
+        self.eval_model: Any = _LossModel(self.model, self.route) if task is None else task.loss_module(self.model)
+        self.loss_model: Any = self.eval_model
         if self.ddp:
             from torch.nn.parallel import DistributedDataParallel
             self.loss_model = DistributedDataParallel(self.loss_model,
@@ -616,10 +648,26 @@ class Trainer:
 
     # ---- helpers ------------------------------------------------------------------------------------------
     def _eval_starts(self) -> list[int]:
-        """A fixed, evenly spaced set of validation windows (the same at every evaluation and on every run)."""
+        """A fixed, evenly spaced set of validation windows (the same at every evaluation and on every run);
+        with a task, validation examples (all of them if there are no more than eval_batches micro-batches)."""
         T, n = self.model.config.block_size, self.config.eval_batches * self.micro * self.world
-        last = len(self.val_tokens) - T - 1
+        if self.task is not None:
+            if self.task.n_val <= n:
+                return list(range(self.task.n_val))
+            last = self.task.n_val - 1
+        else:
+            last = len(self.val_tokens) - T - 1
         return [round(i * last / max(1, n - 1)) for i in range(n)] if n > 1 else [0]
+
+    def _batch(self, split: str, starts: list[int]) -> tuple[torch.Tensor, ...]:
+        """The micro-batch of these windows (or, with a task, these examples), on the device."""
+        if self.task is not None:
+            batch = self.task.batch(split, starts)
+            self.last_tokens = self.task.n_tokens(batch)
+        else:
+            batch = windows(self.train_tokens if split == "train" else self.val_tokens, starts,
+                            self.model.config.block_size)
+        return tuple(t.to(self.device, non_blocking=True) for t in batch)
 
     def _autocast(self):
         if self.amp_dtype == torch.float32:
@@ -637,14 +685,13 @@ class Trainer:
     def evaluate(self) -> float:
         """Mean validation loss over the fixed windows (each rank takes every world-th micro-batch)."""
         self.model.eval()
-        T, total, count = self.model.config.block_size, 0.0, 0
+        total, count = 0.0, 0
         mine = self.eval_starts[self.rank::self.world]
         for s in range(0, len(mine), self.micro):
-            x, y = windows(self.val_tokens, mine[s:s + self.micro], T)
+            batch = self._batch("val", mine[s:s + self.micro])
             with self._autocast():
-                h = self.model.hidden_states(x.to(self.device))
-                loss = LOSS_ROUTES[self.route](h, self.model.lm_head.weight, y.to(self.device))
-            total, count = total + float(loss) * len(x), count + len(x)
+                loss = self.eval_model(*batch)
+            total, count = total + float(loss) * len(batch[0]), count + len(batch[0])
         self.model.train()
         if self.ddp:
             t = torch.tensor([total, count], dtype=torch.float64, device=self.device)
@@ -712,21 +759,21 @@ class Trainer:
     def train_step(self) -> dict:
         """One optimizer step: grad_accum micro-batches (gradients all-reduced on the last one only),
         clipping, the scheduled learning rate, AdamW."""
-        cfg, T, W = self.config, self.model.config.block_size, self.world
+        cfg, W = self.config, self.world
         lr = lr_at(self.step, cfg.lr, cfg.warmup_steps, cfg.max_steps, cfg.min_lr)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         starts = self.sampler.starts(self.samples_seen, cfg.batch_size)  # the global batch of this step
-        loss_sum = 0.0
+        loss_sum, self.step_tokens = 0.0, 0
         for k in range(cfg.grad_accum):
             first = (k * W + self.rank) * self.micro                       # this rank's share of micro-step k
-            x, y = windows(self.train_tokens, starts[first:first + self.micro], T)
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            batch = self._batch("train", starts[first:first + self.micro])
+            self.step_tokens += self.last_tokens * W if self.task is not None else 0
             last = k == cfg.grad_accum - 1
             sync = contextlib.nullcontext() if (last or not self.ddp) else self.loss_model.no_sync()
             with sync:
                 with self._autocast():
-                    loss = self.loss_model(x, y)
+                    loss = self.loss_model(*batch)
                 (loss / cfg.grad_accum).backward()
             loss_sum += float(loss.detach())
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
@@ -745,11 +792,16 @@ class Trainer:
         self._prepare_run_dir()
         peak, peak_src = peak_flops(self.device, self.amp_dtype)
         tokens_per_step = cfg.batch_size * self.model.config.block_size
-        if self.verbose:
+        if self.verbose and self.task is None:
             n = self.model.num_params()
             print(f"training {n / 1e6:.2f}M parameters on {self.device} x{self.world}, steps "
                   f"{self.step}->{cfg.max_steps}, {tokens_per_step} tokens/step, loss route {self.route}, "
                   f"{str(self.amp_dtype).replace('torch.', '')}", flush=True)
+        elif self.verbose:
+            n = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+            print(f"training {n:,} of {sum(p.numel() for p in self.model.parameters()):,} parameters on "
+                  f"{self.device} x{self.world}, steps {self.step}->{cfg.max_steps}, {cfg.batch_size} examples/step",
+                  flush=True)
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not self.verbose or not cfg.progress,
                    desc="train")
         t_last, good = time.perf_counter(), None
@@ -764,7 +816,7 @@ class Trainer:
                 raise TrainingStopped(f"the loss became {record['loss']} at step {record['step']}: stopped; {where}. "
                                       "Try a lower --lr, --grad-clip 1.0, or float32.")
             now = time.perf_counter()
-            record["tok_per_s"] = tokens_per_step / (now - t_last)
+            record["tok_per_s"] = (tokens_per_step if self.task is None else self.step_tokens) / (now - t_last)
             record["mfu"] = record["tok_per_s"] * self.flops_per_token / (peak * self.world)
             last = self.step == cfg.max_steps
             if (cfg.eval_every and self.step % cfg.eval_every == 0) or last:
@@ -793,7 +845,7 @@ class Trainer:
     def _save_final(self) -> None:
         final = self.run_dir / "final"
         cfg = self.model.config
-        if cfg.position == "learned" and cfg.bias:
+        if self.task is None and cfg.position == "learned" and cfg.bias:
             self.model.save_pretrained(final, overwrite=True)              # Hugging Face GPT-2 format
         else:                                                              # transformers cannot hold it
             from safetensors.torch import save_model

@@ -370,3 +370,60 @@ def test_shipped_model_loads_in_transformers_with_its_tokenizer():
     gen = transformers.pipeline("text-generation", model=str(SHIPPED), tokenizer=str(SHIPPED))
     out = gen("ROMEO:", max_new_tokens=8, do_sample=False)[0]["generated_text"]
     assert out.startswith("ROMEO:") and len(out) > len("ROMEO:")
+
+
+class _Windows(T.Task):
+    """A Task made of fixed next-token windows: the Trainer's task path on data whose loss we can compute."""
+
+    def __init__(self, tokens, T_, n_train, n_val):
+        w = torch.as_tensor(tokens[: (n_train + n_val) * T_ + 1], dtype=torch.long)
+        x = torch.stack([w[i * T_:(i + 1) * T_] for i in range(n_train + n_val)])
+        y = torch.stack([w[i * T_ + 1:(i + 1) * T_ + 1] for i in range(n_train + n_val)])
+        self.x, self.y, self.n_train, self.n_val = x, y, n_train, n_val
+
+    def batch(self, split, indices):
+        off = 0 if split == "train" else self.n_train
+        idx = torch.tensor(indices) + off
+        return self.x[idx], self.y[idx]
+
+    def loss_module(self, model):
+        class L(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+
+            def forward(self, x, y):
+                return self.model.loss(x, y)
+        return L()
+
+
+def test_a_task_trains_only_what_requires_grad_and_evaluates_every_val_example():
+    torch.manual_seed(0)
+    tokens = np.random.default_rng(0).integers(0, 64, 4000)
+    model = GPT(GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=32))
+    for name, p in model.named_parameters():
+        p.requires_grad = name.startswith("transformer.h.1.")             # train one block only
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    task = _Windows(tokens, 16, n_train=40, n_val=5)
+    cfg = T.TrainConfig(max_steps=6, batch_size=8, lr=1e-2, warmup_steps=1, eval_every=0, eval_batches=4,
+                        device="cpu", compile="no")
+    tr = T.Trainer(cfg, model=model, task=task, write=False, verbose=False)
+    assert tr.eval_starts == [0, 1, 2, 3, 4]                                # every validation example
+    log = tr.fit()
+    assert len(log) == 6 and all(r["tok_per_s"] > 0 for r in log)
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
+    assert not torch.equal(model.transformer.h[1].mlp.c_fc.weight, GPT(model.config).transformer.h[1].mlp.c_fc.weight)
+    model.eval()
+    with torch.no_grad():
+        want = float(model.loss(task.x[40:], task.y[40:]))
+    assert log[-1]["val_loss"] == pytest.approx(want, rel=1e-5)
+
+
+def test_a_task_needs_a_model_and_enough_examples():
+    task = _Windows(np.arange(400) % 64, 16, n_train=4, n_val=1)
+    cfg = T.TrainConfig(max_steps=1, batch_size=8, device="cpu", compile="no")
+    with pytest.raises(ValueError, match="model you pass"):
+        T.Trainer(cfg, task=task, write=False, verbose=False)
+    model = GPT(GPTConfig(vocab_size=64, block_size=16, n_layer=1, n_head=2, n_embd=32))
+    with pytest.raises(ValueError, match="at least 8 training examples"):
+        T.Trainer(cfg, model=model, task=task, write=False, verbose=False)
