@@ -10,6 +10,7 @@ Every module except this file and `gptlib.checks` is written by `make export` fr
     hf         (Chapter 4)        Hugging Face GPT-2 checkpoints: load and save (GPT.from_pretrained / save_pretrained)
     ngram      (Chapter 5)        unigram, bigram and smoothed trigram baselines (add-k, Kneser-Ney)
     train      (Chapter 5)        TrainConfig, Trainer, `python -m gptlib.train` (torchrun DDP, exact resume)
+    finetune   (Chapter 6)        LoRA (peft's adapter format), a classification head, instruction tuning
     generate   (Chapter 7)        decoding strategies (transformers' semantics), streaming, the KV cache
 """
 import os
