@@ -9,6 +9,7 @@ dropout (the same random mask) and in eval(), merged and unmerged, in bfloat16 a
 from __future__ import annotations
 
 import math
+import re
 import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -23,6 +24,9 @@ __all__ = ["check_lora_linear"]
 
 
 # ----------------------------------------------------------------------------------------------- LoRA layer
+_SHAPES = re.compile(r"(shapes cannot be multiplied|size mismatch|must match the size|mat1 and mat2)", re.I)
+
+
 @contextmanager
 def _no_lora_reference(c: Checker, cls: Any) -> Iterator[None]:
     """Fail when the learner's class is, subclasses or runs gptlib.finetune.LoRALinear (the solution); the
@@ -125,7 +129,15 @@ def check_lora_linear(cls: type) -> None:
             return layer
 
         def forward(case: str, layer: Any, x: torch.Tensor) -> Any:
-            return c.call(case, layer, x, inplace="x was modified in place")
+            try:
+                return c.call(case, layer, x, inplace="x was modified in place")
+            except RuntimeError as e:
+                if _SHAPES.search(str(e)) and c._learners(e):
+                    raise CheckFailed(f"{c.name}: {case} — the matrix shapes do not fit ({str(e).splitlines()[0]}): "
+                                      "A is (r, in) and B is (out, r); nn.Linear computes x Wᵀ, so apply lora_A first "
+                                      "(in → r), then lora_B (r → out) — B·A in the other order, or transposed, "
+                                      "does not fit") from e
+                raise
 
         # ---- construction: B = 0, A random (kaiming-uniform), output = base's
         sizes = [(24, 40, 4), (32, 32, 1), (c.rng.randint(5, 70), c.rng.randint(5, 70), c.rng.randint(2, 9)),
