@@ -6,14 +6,19 @@
 """
 from __future__ import annotations
 
+import json
 import math
+import os
+import re
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 __all__ = [
     "LoRALinear", "lora_layers", "add_lora", "merge_lora", "unmerge_lora", "remove_lora",
-    "trainable_parameters",
+    "trainable_parameters", "ADAPTER_CONFIG", "ADAPTER_WEIGHTS", "save_lora", "load_lora",
 ]
 
 
@@ -156,8 +161,8 @@ def add_lora(model: nn.Module, r: int, alpha: float, targets, dropout: float = 0
     for p in model.parameters():
         p.requires_grad_(False)
     for layer in lora_layers(model).values():                       # adapters added earlier stay trainable
-        for p in (layer.lora_A.weight, layer.lora_B.weight):
-            p.requires_grad_(True)
+        layer.lora_A.weight.requires_grad_(True)
+        layer.lora_B.weight.requires_grad_(True)
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
@@ -206,3 +211,160 @@ def trainable_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) numbers of parameters, each counted once (a tied weight is one parameter)."""
     params = list(model.parameters())                                # parameters() already skips duplicates
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+# from chapters/06_finetuning.ipynb, cell 13
+ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
+_PEFT_PREFIX = "base_model.model."
+# switches of peft's LoraConfig for LoRA variants that LoRALinear does not implement: their plain values
+_PLAIN_LORA = {"bias": "none", "use_dora": False, "use_rslora": False, "lora_bias": False, "use_qalora": False}
+# fields that do not change what a plain LoRA adapter computes (bookkeeping, or used explicitly below)
+_BOOKKEEPING = {"peft_type", "task_type", "auto_mapping", "peft_version", "base_model_name_or_path", "revision",
+                "inference_mode", "r", "lora_alpha", "lora_dropout", "target_modules", "fan_in_fan_out",
+                "init_lora_weights", "megatron_core", "qalora_group_size", "layers_pattern", "runtime_config"}
+
+
+def _target_spec(model: nn.Module, names: list[str]) -> list[str]:
+    """The shortest peft target_modules that select exactly these modules: last name components ("c_attn"),
+    else longer suffixes ("attn.c_proj"), else the full names."""
+    modules = [n for n, m in model.named_modules() if n and isinstance(m, nn.Linear) and not isinstance(m, LoRALinear)
+               and not any(n.startswith(f"{x}.") for x in names)]
+    modules += names
+    for k in range(1, max(n.count(".") for n in names) + 2):
+        spec = sorted({".".join(n.split(".")[-k:]) for n in names})
+        if {n for n in modules if any(_matches(n, t) for t in spec)} == set(names):
+            return spec
+    return sorted(names)
+
+
+def save_lora(model: nn.Module, directory, *, base_model_name_or_path: str | None = None,
+              overwrite: bool = False) -> Path:
+    """Write the model's LoRA adapter in peft's format: adapter_config.json + adapter_model.safetensors
+    (keys base_model.model.<module>.lora_A.weight / lora_B.weight), which peft.PeftModel.from_pretrained loads onto
+    transformers' GPT2LMHeadModel. Files go to temporary names first and are renamed into place; a non-empty
+    directory is only written into with overwrite=True."""
+    from safetensors.torch import save_file
+    layers = _need_lora(model, "save_lora")
+    kinds = {(layer.r, layer.alpha, getattr(layer.lora_dropout, "p", 0.0)) for layer in layers.values()}
+    if len(kinds) > 1:
+        raise ValueError(f"save_lora writes one r, alpha and dropout for all layers, but this model's LoRA layers "
+                         f"have {sorted(kinds)} (r, alpha, dropout); give every layer the same settings "
+                         "(one add_lora call)")
+    (r, alpha, dropout), = kinds
+    target = Path(directory).expanduser()
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{target} exists and is not a directory; choose a folder for the adapter")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(f"{target} is not empty; pass overwrite=True to replace the adapter in it, or choose "
+                              "a new directory")
+    config: dict[str, Any] = {
+        "peft_type": "LORA", "task_type": None, "base_model_name_or_path": base_model_name_or_path,
+        "revision": None, "inference_mode": True, "r": r, "lora_alpha": alpha, "lora_dropout": dropout,
+        "target_modules": _target_spec(model, list(layers)),
+        "fan_in_fan_out": True,      # transformers' GPT-2 layers are Conv1D (weight (in, out)); lora_A/B are not
+        "bias": "none", "use_rslora": False, "use_dora": False, "lora_bias": False, "modules_to_save": None,
+        "init_lora_weights": True, "layers_to_transform": None, "layers_pattern": None, "rank_pattern": {},
+        "alpha_pattern": {}, "exclude_modules": None,
+    }
+    tensors = {f"{_PEFT_PREFIX}{name}.{part}.weight": getattr(layer, part).weight.detach().to("cpu").contiguous()
+               for name, layer in layers.items() for part in ("lora_A", "lora_B")}
+    target.mkdir(parents=True, exist_ok=True)
+    tmp_w, tmp_c = target / f".{ADAPTER_WEIGHTS}.tmp", target / f".{ADAPTER_CONFIG}.tmp"
+    try:
+        save_file(tensors, str(tmp_w), metadata={"format": "pt"})
+        tmp_c.write_text(json.dumps(config, indent=2) + "\n")
+        os.replace(tmp_w, target / ADAPTER_WEIGHTS)
+        os.replace(tmp_c, target / ADAPTER_CONFIG)
+    finally:
+        for t in (tmp_w, tmp_c):
+            t.unlink(missing_ok=True)
+    return target
+
+
+def _config_targets(model: nn.Module, spec) -> list[str]:
+    """The nn.Linear modules peft's target_modules selects in this model (a list of names, a regex, "all-linear")."""
+    linear = [n for n, m in model.named_modules() if n and isinstance(m, nn.Linear)]
+    if spec == "all-linear":                                         # peft: every Linear but the output layer
+        return [n for n in linear if n != "lm_head"]
+    if isinstance(spec, str):
+        return [n for n, _ in model.named_modules() if n and re.fullmatch(spec, n)]
+    if isinstance(spec, (list, tuple)) and spec and all(isinstance(t, str) for t in spec):
+        return [n for n, _ in model.named_modules() if n and any(_matches(n, t) for t in spec)]
+    raise ValueError(f"adapter_config.json: target_modules={spec!r} is not a list of module names or a regex")
+
+
+def load_lora(model: nn.Module, directory) -> nn.Module:
+    """Add the LoRA adapter saved in `directory` (peft's format: adapter_config.json + adapter_model.safetensors,
+    written by save_lora or by peft) to a model without LoRA layers; the adapted layers' A and B are trainable,
+    everything else frozen, as after add_lora. Everything is checked before the model changes. Returns the model."""
+    from safetensors.torch import load_file
+    d = Path(directory).expanduser()
+    if not d.is_dir():
+        raise FileNotFoundError(f"{d} is not a directory; save_lora(model, directory) or peft's save_pretrained "
+                                "writes an adapter folder")
+    if not (d / ADAPTER_CONFIG).exists():
+        raise FileNotFoundError(f"{d} has no {ADAPTER_CONFIG}: not a peft adapter folder")
+    if not (d / ADAPTER_WEIGHTS).exists():
+        old = " (only the older adapter_model.bin: re-save it with peft's default safe_serialization=True)" \
+            if (d / "adapter_model.bin").exists() else ""
+        raise FileNotFoundError(f"{d} has no {ADAPTER_WEIGHTS}{old}")
+    cfg = json.loads((d / ADAPTER_CONFIG).read_text())
+    if cfg.get("peft_type") != "LORA":
+        raise ValueError(f"{d / ADAPTER_CONFIG} has peft_type={cfg.get('peft_type')!r}: load_lora reads LoRA adapters "
+                         "only (peft_type 'LORA'); load other kinds with peft itself")
+    problems = [f"{k}={v!r}" for k, v in cfg.items()
+                if (k in _PLAIN_LORA and v not in (_PLAIN_LORA[k], None))
+                or (k == "init_lora_weights" and v not in (True, False, "gaussian"))
+                or (k not in _PLAIN_LORA and k not in _BOOKKEEPING and v not in (None, False, {}, [], ""))]
+    if problems:
+        raise ValueError(f"{d / ADAPTER_CONFIG} uses LoRA variants or extras that gptlib's plain LoRA does not "
+                         f"implement: {', '.join(problems)}; load this adapter with peft (PeftModel.from_pretrained), "
+                         "or train a plain one (bias='none', no DoRA/rsLoRA, no modules_to_save, one r and alpha "
+                         "for all layers)")
+    r, alpha, dropout = cfg.get("r"), cfg.get("lora_alpha"), cfg.get("lora_dropout", 0.0) or 0.0
+    _check_lora_args(r, alpha, dropout)
+    if lora_layers(model):
+        raise ValueError(f"the model already has LoRA layers ({', '.join(list(lora_layers(model))[:2])}, ...); "
+                         "load_lora adds an adapter to a model without one: start from a fresh model "
+                         "(GPT.from_pretrained), or call remove_lora(model) first")
+    tensors = load_file(str(d / ADAPTER_WEIGHTS))
+    weights: dict[str, dict[str, torch.Tensor]] = {}
+    for key, t in tensors.items():
+        part = key.rsplit(".", 2)[-2] if key.endswith(".weight") else ""
+        if not key.startswith(_PEFT_PREFIX) or part not in ("lora_A", "lora_B"):
+            raise ValueError(f"{ADAPTER_WEIGHTS} holds {key!r}: not a plain LoRA weight (expected "
+                             f"{_PEFT_PREFIX}<module>.lora_A.weight / .lora_B.weight); load it with peft")
+        weights.setdefault(key[len(_PEFT_PREFIX):-len(f".{part}.weight")], {})[part] = t
+    modules = dict(model.named_modules())
+    absent = sorted(n for n in weights if n not in modules)
+    if absent:
+        raise ValueError(f"the adapter has weights for {absent[:3]}{' ...' if len(absent) > 3 else ''}, which "
+                         f"this {type(model).__name__} lacks: it was made for another model (shape); load it "
+                         "into the model it was trained on")
+    for name, ab in sorted(weights.items()):
+        m = modules[name]
+        if not isinstance(m, nn.Linear):
+            raise ValueError(f"the adapter adapts {name}, which is a {type(m).__name__} here, not an nn.Linear: it "
+                             "was made for another model")
+        if set(ab) != {"lora_A", "lora_B"}:
+            raise ValueError(f"{ADAPTER_WEIGHTS} has {sorted(ab)} but not both lora_A and lora_B for {name}: "
+                             "the file is incomplete")
+        want = {"lora_A": (r, m.in_features), "lora_B": (m.out_features, r)}
+        for part, shape in want.items():
+            if tuple(ab[part].shape) != shape:
+                raise ValueError(f"{name}.{part}.weight is {tuple(ab[part].shape)} in the adapter, but this model's "
+                                 f"{name} (nn.Linear {m.in_features} -> {m.out_features}) with r={r} needs {shape}: "
+                                 "the adapter was made for another model shape (or another r)")
+    selected = set(_config_targets(model, cfg.get("target_modules")))
+    if selected != set(weights):
+        extra = sorted(selected - set(weights))
+        raise ValueError(f"adapter_config.json's target_modules {cfg.get('target_modules')!r} select "
+                         f"{len(selected)} layers of this model, but the weights cover {len(weights)}"
+                         f"{f' (no weights for {extra[:3]})' if extra else ''}: the adapter was made for another "
+                         "model shape (e.g. fewer layers)")
+    add_lora(model, r, alpha, sorted(weights), dropout)
+    with torch.no_grad():
+        for name, layer in lora_layers(model).items():
+            layer.lora_A.weight.copy_(weights[name]["lora_A"])
+            layer.lora_B.weight.copy_(weights[name]["lora_B"])
+    return model

@@ -8,6 +8,7 @@ dropout (the same random mask) and in eval(), merged and unmerged, in bfloat16 a
 """
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import sys
@@ -39,8 +40,8 @@ def _no_lora_reference(c: Checker, cls: Any) -> Iterator[None]:
             "yourself (with nn.Linear and torch operations)")
     if isinstance(cls, type) and issubclass(cls, ref):
         raise CheckFailed(f"{c.name}: {hint} (it subclasses it)")
-    codes = {f.__code__ for f in vars(ref).values() if hasattr(f, "__code__")}
-    codes |= {f.fget.__code__ for f in vars(ref).values() if isinstance(f, property) and f.fget is not None}
+    funcs = [f.fget if isinstance(f, property) else f for f in vars(ref).values()]
+    codes = {inspect.unwrap(f).__code__ for f in funcs if callable(f) and hasattr(f, "__code__")}  # @no_grad()
     hit: list[bool] = []
 
     def profile(frame, event, arg):  # noqa: ARG001 - sys.setprofile's signature
