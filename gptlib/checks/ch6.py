@@ -101,9 +101,10 @@ def _lora_mistakes(base: nn.Linear, A: torch.Tensor, B: torch.Tensor, r: int, al
 def check_lora_linear(cls: type) -> None:
     """cls(base: nn.Linear, r, alpha, dropout=0.0) with lora_A / lora_B (bias-free nn.Linear), scaling = alpha / r,
     lora_dropout, merged, merge() / unmerge(), and forward(x) = base(x) + scaling · lora_B(lora_A(dropout(x)))."""
-    with checker("LoRALinear", cls) as c, _no_lora_reference(c, cls):
+    cuda = list(range(torch.cuda.device_count()))
+    with torch.random.fork_rng(devices=cuda), checker("LoRALinear", cls) as c, _no_lora_reference(c, cls):
         g = c.gen()
-        torch.manual_seed(c.seed)                                     # nn.Linear's own init uses the global RNG
+        torch.manual_seed(c.seed)         # nn.Linear's init uses the global RNG: seeded here, restored afterwards
 
         def build(case: str, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0) -> Any:
             layer = c.call(case, cls, base, r, alpha, dropout)
