@@ -1,0 +1,273 @@
+"""Checks for Chapter 6's exercises (fine-tuning): the LoRA layer, ...
+
+LoRALinear: the learner's layer is compared with the formula y = base(x) + (alpha / r) · B A dropout(x) computed
+here from its own matrices, on random sizes (square and not, r = 1 and r > in), after construction (B = 0, A
+random within kaiming-uniform's bound, the right parameters frozen), with B made non-zero, in train() with
+dropout (the same random mask) and in eval(), merged and unmerged, in bfloat16 and on another device (CUDA, else
+"meta"), with gradients by value; it fails when the learner's class calls or subclasses gptlib.finetune's.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import re
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gptlib.checks import CheckFailed, Checker, checker
+
+__all__ = ["check_lora_linear"]
+
+
+# ----------------------------------------------------------------------------------------------- LoRA layer
+_SHAPES = re.compile(r"(shapes cannot be multiplied|size mismatch|must match the size|mat1 and mat2)", re.I)
+
+
+@contextmanager
+def _no_lora_reference(c: Checker, cls: Any) -> Iterator[None]:
+    """Fail when the learner's class is, subclasses or runs gptlib.finetune.LoRALinear (the solution); the
+    reference itself may be checked (then nothing is watched)."""
+    from gptlib.finetune import LoRALinear as ref
+    if cls is ref:
+        yield
+        return
+    hint = ("your class uses gptlib.finetune.LoRALinear, the solution of this exercise: write __init__ and forward "
+            "yourself (with nn.Linear and torch operations)")
+    if isinstance(cls, type) and issubclass(cls, ref):
+        raise CheckFailed(f"{c.name}: {hint} (it subclasses it)")
+    funcs = [f.fget if isinstance(f, property) else f for f in vars(ref).values()]
+    codes = {inspect.unwrap(f).__code__ for f in funcs if callable(f) and hasattr(f, "__code__")}  # @no_grad()
+    hit: list[bool] = []
+
+    def profile(frame, event, arg):  # noqa: ARG001 - sys.setprofile's signature
+        if event == "call" and frame.f_code in codes:
+            hit.append(True)
+
+    old = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        yield
+    finally:
+        sys.setprofile(old)
+    if hit:
+        raise CheckFailed(f"{c.name}: {c.case} — {hint}")
+
+
+def _lora_parts(c: Checker, layer: Any, case: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layer's A and B weights, after checking they are there as bias-free nn.Linear layers."""
+    for name, shape in (("lora_A", "nn.Linear(base.in_features, r, bias=False)"),
+                        ("lora_B", "nn.Linear(r, base.out_features, bias=False)")):
+        sub = getattr(layer, name, None)
+        c.expect(isinstance(sub, nn.Module) and isinstance(getattr(sub, "weight", None), torch.Tensor), case,
+                 f"self.{name} must be an {shape} (its .weight is the matrix; the state-dict key "
+                 f"{name}.weight is peft's name)")
+        c.expect(getattr(sub, "bias", None) is None, case, f"self.{name} has a bias: LoRA's matrices have none "
+                                                           "(bias=False)")
+    return layer.lora_A.weight, layer.lora_B.weight
+
+
+def _lora_formula(base: nn.Linear, A: torch.Tensor, B: torch.Tensor, scaling: float, x: torch.Tensor,
+                  xd: torch.Tensor | None = None) -> torch.Tensor:
+    """base(x) + scaling · (xd A^T) B^T (xd = the dropped-out x; x when None), computed in float64 then cast."""
+    xd = x if xd is None else xd
+    b = None if base.bias is None else base.bias.double()
+    y = F.linear(x.double(), base.weight.double(), b) + scaling * (xd.double() @ A.double().t() @ B.double().t())
+    return y.to(x.dtype)
+
+
+def _lora_mistakes(base: nn.Linear, A: torch.Tensor, B: torch.Tensor, r: int, alpha: float, x: torch.Tensor,
+                   xd: torch.Tensor | None = None) -> dict[str, Any]:
+    s = alpha / r
+    xd = x if xd is None else xd
+    out: dict[str, Any] = {
+        f"scale the LoRA path by alpha / r = {alpha:g} / {r} (self.scaling), not by alpha":
+            lambda: _lora_formula(base, A, B, alpha, x, xd),
+        "the LoRA path is not scaled: multiply it by self.scaling = alpha / r": lambda: _lora_formula(base, A, B, 1.0, x, xd),
+        "the LoRA path is missing (or B was never used): add scaling · lora_B(lora_A(x)) to base(x)":
+            lambda: _lora_formula(base, A, B, 0.0, x, xd),
+    }
+    if A.size(1) == B.size(0):                                        # square: ΔW^T has the right shape too
+        out["ΔW is transposed: nn.Linear computes x Wᵀ, so apply lora_A first (in → r), then lora_B (r → out)"] = \
+            lambda: (F.linear(x.double(), base.weight.double(), None if base.bias is None else base.bias.double())
+                     + s * (xd.double() @ B.double() @ A.double())).to(x.dtype)
+    return out
+
+
+def check_lora_linear(cls: type) -> None:
+    """cls(base: nn.Linear, r, alpha, dropout=0.0) with lora_A / lora_B (bias-free nn.Linear), scaling = alpha / r,
+    lora_dropout, merged, merge() / unmerge(), and forward(x) = base(x) + scaling · lora_B(lora_A(dropout(x)))."""
+    cuda = list(range(torch.cuda.device_count()))
+    with torch.random.fork_rng(devices=cuda), checker("LoRALinear", cls) as c, _no_lora_reference(c, cls):
+        g = c.gen()
+        torch.manual_seed(c.seed)         # nn.Linear's init uses the global RNG: seeded here, restored afterwards
+
+        def build(case: str, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0) -> Any:
+            layer = c.call(case, cls, base, r, alpha, dropout)
+            c.expect(isinstance(layer, nn.Module), case, "LoRALinear must be an nn.Module")
+            c.expect(getattr(layer, "base", None) is base, case, "keep the wrapped layer as self.base (the same "
+                                                                  "object, not a copy)")
+            A, B = _lora_parts(c, layer, case)
+            i, o = base.in_features, base.out_features
+            c.equal(tuple(A.shape), (r, i), case, f"lora_A's weight A is (r, in) = ({r}, {i}): nn.Linear(in, r) "
+                                                  "stores its weight as (out, in) of that layer")
+            c.equal(tuple(B.shape), (o, r), case, f"lora_B's weight B is (out, r) = ({o}, {r})")
+            c.expect(A.dtype == base.weight.dtype and B.dtype == base.weight.dtype, case,
+                     f"lora_A / lora_B are {A.dtype} / {B.dtype}, the base weight {base.weight.dtype}: create them "
+                     "in base.weight's dtype (nn.Linear(..., dtype=base.weight.dtype))")
+            c.expect(A.device == base.weight.device and B.device == base.weight.device, case,
+                     f"lora_A / lora_B are on {A.device} / {B.device}, the base weight on {base.weight.device}: "
+                     "create them on base.weight's device (nn.Linear(..., device=base.weight.device))")
+            trainable = {id(p) for p in layer.parameters() if p.requires_grad}
+            c.expect(not any(id(p) in trainable for p in base.parameters()), case,
+                     "the base layer must stay frozen (requires_grad False on base.weight and base.bias): only "
+                     "LoRA's matrices train")
+            c.expect(trainable == {id(A), id(B)}, case, "exactly lora_A.weight and lora_B.weight must be trainable "
+                                                        "(requires_grad True)")
+            return layer
+
+        def forward(case: str, layer: Any, x: torch.Tensor) -> Any:
+            try:
+                return c.call(case, layer, x, inplace="x was modified in place")
+            except RuntimeError as e:
+                if _SHAPES.search(str(e)) and c._learners(e):
+                    raise CheckFailed(f"{c.name}: {case} — the matrix shapes do not fit ({str(e).splitlines()[0]}): "
+                                      "A is (r, in) and B is (out, r); nn.Linear computes x Wᵀ, so apply lora_A first "
+                                      "(in → r), then lora_B (r → out) — B·A in the other order, or transposed, "
+                                      "does not fit") from e
+                raise
+
+        # ---- construction: B = 0, A random (kaiming-uniform), output = base's
+        sizes = [(24, 40, 4), (32, 32, 1), (c.rng.randint(5, 70), c.rng.randint(5, 70), c.rng.randint(2, 9)),
+                 (6, 10, 8)]                                           # r > in is allowed (and useless)
+        for n_in, n_out, r in sizes:
+            alpha = float(c.rng.choice([1, 2 * r, 16, 3.5]))
+            case = f"LoRALinear(nn.Linear({n_in}, {n_out}), r={r}, alpha={alpha:g}) (seed {c.seed})"
+            base = nn.Linear(n_in, n_out, bias=c.rng.random() < 0.75)
+            W0 = base.weight.detach().clone()
+            layer = build(case, base, r, alpha)
+            A, B = layer.lora_A.weight, layer.lora_B.weight
+            c.expect(not B.detach().any(), case, "B must start at zeros (nn.init.zeros_): then ΔW = (alpha/r)·B·A = 0 "
+                                                 "and the wrapped model computes exactly what the pretrained one does")
+            bound = 1 / math.sqrt(n_in)                               # kaiming_uniform_(a=√5) on (r, in): U(±1/√in)
+            c.expect(bool(A.detach().any()) and float(A.detach().abs().max()) <= bound * (1 + 1e-6)
+                     and (A.numel() < 32 or float(A.detach().std()) > 0.3 * bound), case,
+                     "A must be random, kaiming-uniform as nn.Linear initialises it (|A| <= 1/sqrt(in)): with B = 0 "
+                     "and A = 0 no gradient would ever move either; keep lora_A's default initialisation")
+            c.expect(torch.equal(base.weight.detach(), W0), case, "the base weight must not change when the layer "
+                                                                  "is built")
+            x = torch.randn(3, 5, n_in, generator=g)
+            c.close(forward(case + ", forward at init", layer, x), base(x).detach(), case + ", forward at init",
+                    "with B = 0 the output must equal base(x) exactly", atol=1e-6, rtol=1e-5)
+
+            # ---- B non-zero: the formula, and its gradients
+            with torch.no_grad():
+                B.copy_(torch.randn(B.shape, generator=g) / math.sqrt(r))
+            case2 = f"{case}, B random, x (3, 5, {n_in})"
+            got = forward(case2, layer, x)
+            c.close(got, _lora_formula(base, A, B, alpha / r, x), case2,
+                    "y = base(x) + (alpha / r) · lora_B(lora_A(x))", mistakes=lambda: _lora_mistakes(base, A, B, r, alpha, x))
+            xg = x.clone().requires_grad_(True)
+            Ag, Bg = A.detach().clone().requires_grad_(True), B.detach().clone().requires_grad_(True)
+            got = forward(case2 + ", gradients", layer, xg)
+            xr = x.clone().requires_grad_(True)
+            want = base(xr) + (alpha / r) * F.linear(F.linear(xr, Ag), Bg)
+            c.grads(case2 + ", gradients", got, want, {"x": xg, "lora_A.weight": A, "lora_B.weight": B},
+                    {"x": xr, "lora_A.weight": Ag, "lora_B.weight": Bg},
+                    "the LoRA path must stay in the autograd graph (no .detach(), no torch.no_grad())")
+
+        # ---- edge shapes: a single vector, many leading dimensions, r = 1
+        base = nn.Linear(12, 7)
+        layer = build("LoRALinear(nn.Linear(12, 7), r=1, alpha=2)", base, 1, 2.0)
+        with torch.no_grad():
+            layer.lora_B.weight.copy_(torch.randn(7, 1, generator=g))
+        A, B = layer.lora_A.weight, layer.lora_B.weight
+        for shape in ((12,), (2, 3, 4, 12), (0, 12)):
+            x = torch.randn(*shape, generator=g)
+            case = f"r=1, x of shape {shape}"
+            c.close(forward(case, layer, x), _lora_formula(base, A, B, 2.0, x), case,
+                    "any leading dimensions (or none) must work, like nn.Linear", mistakes=lambda: _lora_mistakes(base, A, B, 1, 2.0, x))
+
+        # ---- dropout: on the LoRA path's input only, one mask, only in train()
+        n_in, n_out, r, alpha, p = 20, 30, 4, 8.0, 0.5
+        base = nn.Linear(n_in, n_out)
+        layer = build(f"LoRALinear(nn.Linear({n_in}, {n_out}), r={r}, alpha={alpha:g}, dropout={p})", base, r, alpha, p)
+        with torch.no_grad():
+            layer.lora_B.weight.copy_(torch.randn(n_out, r, generator=g))
+        A, B = layer.lora_A.weight, layer.lora_B.weight
+        x = torch.randn(4, 6, n_in, generator=g)
+        c.expect(isinstance(getattr(layer, "lora_dropout", None), nn.Module), "dropout=0.5",
+                 "keep self.lora_dropout (an nn.Dropout) as __init__ builds it")
+        layer.train()
+        case = f"dropout={p} in train() (seed {c.seed})"
+        seed = c.seed + 11
+        torch.manual_seed(seed)
+        got = forward(case, layer, x)
+        torch.manual_seed(seed)
+        xd = layer.lora_dropout(x)                                    # the mask the layer drew (same RNG state)
+        no_drop = _lora_formula(base, A, B, alpha / r, x)
+
+        def _drop_after(seed: int) -> torch.Tensor:                   # dropout on the LoRA path's output instead
+            torch.manual_seed(seed)
+            return (base(x) + layer.lora_dropout((alpha / r) * F.linear(F.linear(x, A), B))).detach()
+        c.close(got, _lora_formula(base, A, B, alpha / r, x, xd), case,
+                "apply self.lora_dropout once, to x, at the start of the LoRA path: base(x) + scaling · "
+                "lora_B(lora_A(lora_dropout(x)))",
+                mistakes=lambda: {
+                    "dropout belongs to the LoRA path only: the base layer gets x itself, not the dropped-out x":
+                        _lora_formula(base, A, B, alpha / r, xd, xd),
+                    "dropout is missing in train(): apply self.lora_dropout to the LoRA path's input": no_drop,
+                    "apply dropout to x, the input of the LoRA path (not to its output)": lambda: _drop_after(seed),
+                    **_lora_mistakes(base, A, B, r, alpha, x, xd)})
+        layer.eval()
+        case = f"dropout={p} in eval()"
+        c.close(forward(case, layer, x), no_drop, case,
+                "in eval() dropout must do nothing: use self.lora_dropout (an nn.Dropout follows .train() / .eval()), "
+                "not F.dropout(..., training=True)")
+
+        # ---- merged: base.weight holds the update; forward must not add it again
+        c.expect(callable(getattr(layer, "merge", None)) and callable(getattr(layer, "unmerge", None)), "merge",
+                 "keep merge() and unmerge() as given")
+        W0 = base.weight.detach().clone()
+        c.call("layer.merge()", layer.merge)
+        c.expect(bool(getattr(layer, "merged", False)), "layer.merge()", "merge() must set self.merged = True")
+        case = "merged, eval(), x (4, 6, 20)"
+        got = forward(case, layer, x)
+        c.close(got, no_drop, case, "when self.merged is True the update is already in base.weight: return "
+                                    "base(x) alone", mistakes=lambda: {
+                    "merged: the update was counted twice — when self.merged is True, forward must return base(x) "
+                    "alone": lambda: _lora_formula(base, A, B, alpha / r, x)})     # base is merged: the update twice
+        c.call("layer.unmerge()", layer.unmerge)
+        c.close(base.weight.detach(), W0, "after merge() then unmerge()", "unmerge() must restore base.weight")
+        case = "unmerged again, eval()"
+        c.close(forward(case, layer, x), no_drop, case, "after unmerge() forward adds the LoRA path again")
+
+        # ---- bfloat16: parameters and output keep the dtype
+        base = nn.Linear(16, 24).to(torch.bfloat16)
+        case = "LoRALinear(nn.Linear(16, 24) in bfloat16, r=4, alpha=8)"
+        layer = build(case, base, 4, 8.0)
+        with torch.no_grad():
+            layer.lora_B.weight.copy_(torch.randn(24, 4, generator=g))
+        x = torch.randn(3, 16, generator=g).bfloat16()
+        case += ", x bfloat16"
+        c.close(forward(case, layer, x), _lora_formula(base, layer.lora_A.weight, layer.lora_B.weight, 2.0, x), case,
+                "in bfloat16 the result is bfloat16, base(x) + scaling · lora_B(lora_A(x))", atol=0.1, rtol=0.05)
+
+        # ---- another device (CUDA when there is one, else "meta"): everything stays on the base's device
+        dev_base = nn.Linear(18, 26, device=c.device)
+        case = f"LoRALinear(nn.Linear(18, 26) on {c.device}, r=3, alpha=6)"
+        layer = c.device_run(case, cls, dev_base, 3, 6.0)
+        if layer is not None:
+            A, B = _lora_parts(c, layer, case)
+            c.expect(A.device.type == dev_base.weight.device.type and B.device.type == dev_base.weight.device.type,
+                     case, f"lora_A / lora_B are on {A.device} / {B.device}, the base layer on {c.device}: create "
+                           "them on base.weight's device (nn.Linear(..., device=base.weight.device))")
+            x = c.to_device(torch.randn(2, 18, generator=g))
+            case += ", forward"
+            got = c.device_run(case, layer, x)
+            if got is not None:
+                c.like(got, dev_base(x), case, "the output stays on x's device")

@@ -1,0 +1,261 @@
+"""Chapter 6's exercise checks: each passes on gptlib's reference, fails on a stub and on curated mutants.
+
+LoRA mutants do not use gptlib.finetune.LoRALinear (the check rejects that as a shortcut): they derive from the
+local copy `_LoRA` below, so each one fails with the hint of its own mistake."""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gptlib import finetune
+from gptlib.checks import ch6
+from mutation import Mutant, check_tests, robustness_tests
+
+
+# ------------------------------------------------------------------------------------------------- LoRA layer
+class _LoRA(nn.Module):                                            # a copy of the reference
+    def __init__(self, base, r, alpha, dropout=0.0):
+        super().__init__()
+        self.base = base
+        for p in base.parameters():
+            p.requires_grad_(False)
+        self.r, self.alpha, self.scaling = r, alpha, alpha / r
+        self.merged = False
+        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self._make(base, r)
+
+    def _make(self, base, r):
+        w = base.weight
+        self.lora_A = nn.Linear(base.in_features, r, bias=False, device=w.device, dtype=w.dtype)
+        self.lora_B = nn.Linear(r, base.out_features, bias=False, device=w.device, dtype=w.dtype)
+        nn.init.zeros_(self.lora_B.weight)
+
+    def forward(self, x):
+        y = self.base(x)
+        if self.merged:
+            return y
+        return y + self.scaling * self.lora_B(self.lora_A(self.lora_dropout(x)))
+
+    @torch.no_grad()
+    def merge(self):
+        if not self.merged:
+            self.base.weight += (self.scaling * self.lora_B.weight.float() @ self.lora_A.weight.float()).to(
+                self.base.weight.dtype)
+            self.merged = True
+        return self
+
+    @torch.no_grad()
+    def unmerge(self):
+        if self.merged:
+            self.base.weight -= (self.scaling * self.lora_B.weight.float() @ self.lora_A.weight.float()).to(
+                self.base.weight.dtype)
+            self.merged = False
+        return self
+
+
+class BNotZero(_LoRA):                                             # nn.Linear's default init kept for B too
+    def _make(self, base, r):
+        w = base.weight
+        self.lora_A = nn.Linear(base.in_features, r, bias=False, device=w.device, dtype=w.dtype)
+        self.lora_B = nn.Linear(r, base.out_features, bias=False, device=w.device, dtype=w.dtype)
+
+
+class AZero(_LoRA):                                                # both zero: nothing would ever train
+    def _make(self, base, r):
+        super()._make(base, r)
+        nn.init.zeros_(self.lora_A.weight)
+
+
+class ANormal(_LoRA):                                              # A ~ N(0, 1): far outside kaiming's bound
+    def _make(self, base, r):
+        super()._make(base, r)
+        nn.init.normal_(self.lora_A.weight)
+
+
+class ScalingAlpha(_LoRA):
+    def forward(self, x):
+        y = self.base(x)
+        return y if self.merged else y + self.alpha * self.lora_B(self.lora_A(self.lora_dropout(x)))
+
+
+class NoScaling(_LoRA):
+    def forward(self, x):
+        y = self.base(x)
+        return y if self.merged else y + self.lora_B(self.lora_A(self.lora_dropout(x)))
+
+
+class DeltaTransposed(_LoRA):                                      # x @ (B A) instead of x @ (B A)^T
+    def forward(self, x):
+        y = self.base(x)
+        if self.merged:
+            return y
+        return y + self.scaling * (self.lora_dropout(x) @ (self.lora_B.weight @ self.lora_A.weight))
+
+
+class OrderSwapped(_LoRA):                                         # B A read as "A after B"
+    def forward(self, x):
+        y = self.base(x)
+        if self.merged:
+            return y
+        return y + self.scaling * F.linear(F.linear(self.lora_dropout(x), self.lora_B.weight.t()),
+                                           self.lora_A.weight.t())
+
+
+class DropoutOnBaseToo(_LoRA):
+    def forward(self, x):
+        x = self.lora_dropout(x)
+        y = self.base(x)
+        return y if self.merged else y + self.scaling * self.lora_B(self.lora_A(x))
+
+
+class DropoutInEval(_LoRA):
+    def forward(self, x):
+        y = self.base(x)
+        p = getattr(self.lora_dropout, "p", 0.0)
+        return y if self.merged else y + self.scaling * self.lora_B(self.lora_A(F.dropout(x, p, training=True)))
+
+
+class DropoutOnOutput(_LoRA):
+    def forward(self, x):
+        y = self.base(x)
+        return y if self.merged else y + self.lora_dropout(self.scaling * self.lora_B(self.lora_A(x)))
+
+
+class NoDropout(_LoRA):
+    def forward(self, x):
+        y = self.base(x)
+        return y if self.merged else y + self.scaling * self.lora_B(self.lora_A(x))
+
+
+class MergedCountsTwice(_LoRA):
+    def forward(self, x):
+        return self.base(x) + self.scaling * self.lora_B(self.lora_A(self.lora_dropout(x)))
+
+
+class OnCpu(_LoRA):                                                # device= forgotten
+    def _make(self, base, r):
+        w = base.weight
+        self.lora_A = nn.Linear(base.in_features, r, bias=False, dtype=w.dtype)
+        self.lora_B = nn.Linear(r, base.out_features, bias=False, dtype=w.dtype)
+        nn.init.zeros_(self.lora_B.weight)
+
+
+class Float32Params(_LoRA):                                        # dtype= forgotten: float32 path, float32 output
+    def _make(self, base, r):
+        w = base.weight
+        self.lora_A = nn.Linear(base.in_features, r, bias=False, device=w.device)
+        self.lora_B = nn.Linear(r, base.out_features, bias=False, device=w.device)
+        nn.init.zeros_(self.lora_B.weight)
+
+    def forward(self, x):
+        y = self.base(x)
+        return y if self.merged else y + self.scaling * self.lora_B(self.lora_A(self.lora_dropout(x).float()))
+
+
+class Float32Output(_LoRA):                                        # "for precision", never converted back
+    def forward(self, x):
+        y = self.base(x).float()
+        if self.merged:
+            return y
+        return y + self.scaling * F.linear(F.linear(self.lora_dropout(x).float(), self.lora_A.weight.float()),
+                                           self.lora_B.weight.float())
+
+
+class Detached(_LoRA):
+    def forward(self, x):
+        y = self.base(x)
+        return y if self.merged else y + self.scaling * self.lora_B(self.lora_A(self.lora_dropout(x))).detach()
+
+
+class BaseTrainable(_LoRA):
+    def _make(self, base, r):
+        super()._make(base, r)
+        base.weight.requires_grad_(True)
+
+
+class WithBias(_LoRA):
+    def _make(self, base, r):
+        w = base.weight
+        self.lora_A = nn.Linear(base.in_features, r, device=w.device, dtype=w.dtype)
+        self.lora_B = nn.Linear(r, base.out_features, device=w.device, dtype=w.dtype)
+        nn.init.zeros_(self.lora_B.weight)
+        nn.init.zeros_(self.lora_B.bias)
+
+
+class BareParameters(_LoRA):                                       # nn.Parameter, not nn.Linear: other state-dict keys
+    def _make(self, base, r):
+        w = base.weight
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, device=w.device, dtype=w.dtype))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, device=w.device, dtype=w.dtype))
+
+    def forward(self, x):
+        y = self.base(x)
+        return y if self.merged else y + self.scaling * (self.lora_dropout(x) @ self.lora_A.t() @ self.lora_B.t())
+
+
+class WrapsGptlib(nn.Module):                                      # delegates to the solution
+    def __init__(self, base, r, alpha, dropout=0.0):
+        super().__init__()
+        self.inner = finetune.LoRALinear(base, r, alpha, dropout)
+        self.base, self.lora_A, self.lora_B = self.inner.base, self.inner.lora_A, self.inner.lora_B
+        self.lora_dropout, self.scaling = self.inner.lora_dropout, self.inner.scaling
+
+    @property
+    def merged(self):
+        return self.inner.merged
+
+    def forward(self, x):
+        return self.inner(x)
+
+    def merge(self):
+        return self.inner.merge()
+
+    def unmerge(self):
+        return self.inner.unmerge()
+
+
+class SubclassesGptlib(finetune.LoRALinear):
+    pass
+
+
+REFERENCES_lora = {"check_lora_linear": finetune.LoRALinear}
+MUTANTS_lora = [
+    Mutant("check_lora_linear", "B initialised non-zero", BNotZero, hint="B must start at zeros", kind="edge"),
+    Mutant("check_lora_linear", "A initialised to zeros", AZero, hint="A must be random"),
+    Mutant("check_lora_linear", "A ~ N(0, 1)", ANormal, hint="kaiming-uniform"),
+    Mutant("check_lora_linear", "scaling alpha instead of alpha / r", ScalingAlpha, hint="not by alpha",
+           kind="message"),
+    Mutant("check_lora_linear", "no scaling", NoScaling, hint="not scaled", kind="message"),
+    Mutant("check_lora_linear", "ΔW transposed (x @ B A)", DeltaTransposed, hint="transposed", kind="message"),
+    Mutant("check_lora_linear", "B A order swapped", OrderSwapped, hint="shape"),
+    Mutant("check_lora_linear", "dropout on the base path too", DropoutOnBaseToo, hint="LoRA path only",
+           kind="edge"),
+    Mutant("check_lora_linear", "dropout active in eval()", DropoutInEval, hint="in eval()", kind="edge"),
+    Mutant("check_lora_linear", "dropout on the LoRA path's output", DropoutOnOutput, hint="not to its output",
+           kind="edge"),
+    Mutant("check_lora_linear", "no dropout in train()", NoDropout, hint="dropout is missing", kind="edge"),
+    Mutant("check_lora_linear", "merged forward adds the update again", MergedCountsTwice, hint="counted twice",
+           kind="edge"),
+    Mutant("check_lora_linear", "LoRA matrices created on the CPU", OnCpu, hint="base.weight's device",
+           kind="device"),
+    Mutant("check_lora_linear", "LoRA matrices in float32 for a bfloat16 base", Float32Params,
+           hint="base.weight's dtype", kind="dtype"),
+    Mutant("check_lora_linear", "float32 output for bfloat16 input", Float32Output, hint="keep the dtype",
+           kind="dtype"),
+    Mutant("check_lora_linear", "the LoRA path detached", Detached, hint="autograd graph", kind="gradient"),
+    Mutant("check_lora_linear", "base weight left trainable", BaseTrainable, hint="frozen"),
+    Mutant("check_lora_linear", "lora_A / lora_B with a bias", WithBias, hint="bias=False"),
+    Mutant("check_lora_linear", "bare nn.Parameters (keys differ from peft's)", BareParameters,
+           hint="must be an nn.Linear"),
+    Mutant("check_lora_linear", "delegates to gptlib.finetune.LoRALinear", WrapsGptlib, hint="gptlib.finetune",
+           kind="shortcut"),
+    Mutant("check_lora_linear", "subclasses gptlib.finetune.LoRALinear", SubclassesGptlib, hint="gptlib.finetune",
+           kind="shortcut"),
+]
+
+REFERENCES = REFERENCES_lora
+MUTANTS = MUTANTS_lora
+test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch6, REFERENCES, MUTANTS)
+test_crash_names_case, test_success_line_stable = robustness_tests(ch6, REFERENCES)
