@@ -9,16 +9,31 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+from gptlib.data import VAL_PLAYS, Play, load_plays, passages, Passage
+from gptlib.model import GPTConfig, GPT, lm_loss
+from gptlib.tokenizer import ENDOFTEXT, BPETokenizer
+from gptlib.train import Task
 
 __all__ = [
     "LoRALinear", "lora_layers", "add_lora", "merge_lora", "unmerge_lora", "remove_lora",
-    "trainable_parameters", "ADAPTER_CONFIG", "ADAPTER_WEIGHTS", "save_lora", "load_lora",
+    "trainable_parameters", "ADAPTER_CONFIG", "ADAPTER_WEIGHTS", "save_lora", "load_lora", "GENRE_CLASSES",
+    "GENRE_OF_FOLDER", "GENRE_TEST_PLAYS", "GENRE_VAL_PLAYS", "genre_label", "genre_split", "play_windows",
+    "genre_dataset", "wilson_interval", "accuracy_report", "check_class_labels", "ClassifierLoss",
+    "ClassificationTask", "BagOfTokensClassifier", "last_token_states", "GPTClassifier",
+    "paired_bootstrap_interval", "SFT_TASKS", "Instruction", "instruction_candidates", "instruction_examples",
+    "split_instructions", "SFT_USER", "SFT_ASSISTANT", "sft_tokenizer", "sft_extend_vocab", "sft_prompt_ids",
+    "encode_instruction", "mask_prompt", "collate_sft", "SFTLoss", "SFTTask", "greedy_sft", "plain_prompt",
+    "response_logprobs", "dpo_loss", "preference_pairs", "DPOTask",
 ]
 
 
@@ -368,3 +383,636 @@ def load_lora(model: nn.Module, directory) -> nn.Module:
             layer.lora_A.weight.copy_(weights[name]["lora_A"])
             layer.lora_B.weight.copy_(weights[name]["lora_B"])
     return model
+
+
+# from chapters/06_finetuning.ipynb, cell 30
+GENRE_CLASSES = ("comedy", "history", "tragedy")            # the First Folio's three sections
+GENRE_OF_FOLDER = {"comedies": "comedy", "problems": "comedy", "romances": "comedy",
+                   "histories": "history", "tragedies": "tragedy", "roman": "tragedy"}
+GENRE_TEST_PLAYS = VAL_PLAYS                                # held out of pretraining too (Chapter 5)
+GENRE_VAL_PLAYS = ("much-ado-about-nothing", "a-winter-s-tale", "richard-ii", "henry-vi-part-2",
+                   "othello", "coriolanus")
+
+
+def genre_label(play: Play) -> int:
+    """The class index (into GENRE_CLASSES) of a play, from its corpus folder."""
+    if play.genre not in GENRE_OF_FOLDER:
+        raise ValueError(f"play {play.play!r} has genre {play.genre!r}, which is not one of the corpus folders "
+                         f"{sorted(GENRE_OF_FOLDER)}")
+    return GENRE_CLASSES.index(GENRE_OF_FOLDER[play.genre])
+
+
+def genre_split(plays: list[Play] | None = None, test_plays=GENRE_TEST_PLAYS,
+                val_plays=GENRE_VAL_PLAYS) -> dict[str, list[Play]]:
+    """{"train", "val", "test"}: the plays, split by play (no play in two splits)."""
+    plays = load_plays() if plays is None else plays
+    names = {p.play for p in plays}
+    for what, chosen in (("test_plays", test_plays), ("val_plays", val_plays)):
+        missing = sorted(set(chosen) - names)
+        if missing:
+            raise ValueError(f"{what} names plays not in the corpus: {missing}")
+    both = sorted(set(test_plays) & set(val_plays))
+    if both:
+        raise ValueError(f"plays {both} are in both test_plays and val_plays: a play belongs to one split")
+    return {"train": [p for p in plays if p.play not in test_plays and p.play not in val_plays],
+            "val": [p for p in plays if p.play in val_plays],
+            "test": [p for p in plays if p.play in test_plays]}
+
+
+def play_windows(play: Play, tokenizer, length: int, count: int) -> torch.Tensor:
+    """`count` non-overlapping windows of `length` tokens of a play's speeches (speaker names left out),
+    spread evenly from its start to its end: a (count, length) tensor of token ids."""
+    ids = tokenizer.encode_ordinary("\n".join(s.text for s in passages(play)))
+    n = len(ids) // length
+    if count > n:
+        raise ValueError(f"{play.play} has {len(ids)} tokens: {n} windows of {length}, fewer than the {count} "
+                         "asked for; ask for fewer windows or shorter ones")
+    starts = [length * (i * n // count) for i in range(count)]          # evenly spread, never overlapping
+    return torch.tensor([ids[s:s + length] for s in starts], dtype=torch.long)
+
+
+def genre_dataset(plays: list[Play], tokenizer, length: int, per_class: int) -> dict:
+    """Windows of the plays, `per_class` windows for each class present, shared evenly among that class's
+    plays (the first plays take one more when it does not divide). Returns {"ids" (N, length) long,
+    "labels" (N,) long, "plays" (N,) list of play slugs}, in the plays' order."""
+    by_class: dict[int, list[Play]] = {}
+    for p in plays:
+        by_class.setdefault(genre_label(p), []).append(p)
+    ids, labels, names = [], [], []
+    for p in plays:
+        group = by_class[genre_label(p)]
+        k = group.index(p)
+        count = per_class // len(group) + (k < per_class % len(group))
+        if count == 0:
+            continue
+        w = play_windows(p, tokenizer, length, count)
+        ids.append(w)
+        labels += [genre_label(p)] * count
+        names += [p.play] * count
+    return {"ids": torch.cat(ids), "labels": torch.tensor(labels, dtype=torch.long), "plays": names}
+
+
+# from chapters/06_finetuning.ipynb, cell 34
+def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The Wilson score interval (lo, hi) of a proportion k/n; z = 1.96 for 95%."""
+    if n <= 0 or not 0 <= k <= n:
+        raise ValueError(f"wilson_interval needs 0 <= k <= n and n > 0, got k={k}, n={n}")
+    p, z2 = k / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def accuracy_report(pred: torch.Tensor, labels: torch.Tensor) -> dict:
+    """{"acc", "lo", "hi", "n"}: accuracy of predictions with its 95% Wilson interval."""
+    k, n = int((pred.cpu() == labels.cpu()).sum()), len(labels)
+    lo, hi = wilson_interval(k, n)
+    return {"acc": k / n, "lo": lo, "hi": hi, "n": n}
+
+
+# from chapters/06_finetuning.ipynb, cell 38
+def check_class_labels(labels: torch.Tensor, n_classes: int) -> None:
+    """ValueError naming the first label outside 0..n_classes-1 (and where it is)."""
+    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise ValueError(f"labels must be integer class indices (torch.long), got {labels.dtype}")
+    bad = ((labels < 0) | (labels >= n_classes)).nonzero()
+    if len(bad):
+        i = int(bad[0, 0])
+        raise ValueError(f"label {int(labels.flatten()[i])} (example {i}) is outside the classes: labels must be "
+                         f"in 0..{n_classes - 1} for n_classes={n_classes}; map class names to indices first")
+
+
+class ClassifierLoss(nn.Module):
+    """forward(*inputs, labels) -> the mean cross-entropy of model(*inputs) (B, n_classes) against labels (B,)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *batch: torch.Tensor) -> torch.Tensor:
+        *inputs, labels = batch
+        return F.cross_entropy(self.model(*inputs).float(), labels)
+
+
+class ClassificationTask(Task):
+    """A Task for Chapter 5's Trainer: `train` and `val` are tuples (input tensors..., labels), e.g.
+    (ids (N, T), attention_mask (N, T), labels (N,)) or (features (N, C), labels (N,))."""
+
+    def __init__(self, train: tuple[torch.Tensor, ...], val: tuple[torch.Tensor, ...], n_classes: int):
+        for name, split in (("train", train), ("val", val)):
+            n = len(split[-1])
+            if any(len(t) != n for t in split):
+                raise ValueError(f"the {name} tensors hold different numbers of examples: "
+                                 f"{[len(t) for t in split]}")
+            check_class_labels(split[-1], n_classes)
+        self.train, self.val, self.n_classes = train, val, n_classes
+        self.n_train, self.n_val = len(train[-1]), len(val[-1])
+
+    def batch(self, split: str, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        data = self.train if split == "train" else self.val
+        i = torch.as_tensor(indices, dtype=torch.long)
+        return tuple(t[i] for t in data)
+
+    def loss_module(self, model: nn.Module) -> nn.Module:
+        return ClassifierLoss(model)
+
+    def n_tokens(self, batch: tuple[torch.Tensor, ...]) -> int:
+        """Real tokens when the batch has an attention mask (ids, mask, labels), else examples."""
+        return int(batch[1].sum()) if len(batch) == 3 else len(batch[-1])
+
+
+# from chapters/06_finetuning.ipynb, cell 42
+class BagOfTokensClassifier(nn.Module):
+    """Logistic regression on log(1 + count) of each token id in the passage (pads not counted)."""
+
+    def __init__(self, config: GPTConfig, n_classes: int):
+        super().__init__()
+        self.config = config                     # for the Trainer's bookkeeping only (context, FLOPs estimate)
+        self.linear = nn.Linear(config.vocab_size, n_classes)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, idx: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        counts = torch.zeros(idx.size(0), self.config.vocab_size, device=idx.device)
+        counts.scatter_add_(1, idx, attention_mask.to(counts.dtype))        # (B, V): pads add 0
+        return self.linear(counts.log1p())                                  # (B, n_classes)
+
+
+# from chapters/06_finetuning.ipynb, cell 47
+def last_token_states(h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """h (B, T, C), attention_mask (B, T) with 1 on real tokens then 0 on pads (right padding) -> (B, C): each
+    row's state at its last real token."""
+    lengths = attention_mask.long().sum(-1)                               # (B,) real tokens per row
+    rows = torch.arange(h.size(0), device=h.device)
+    return h[rows, lengths - 1]                                           # (B, C)
+
+
+# from chapters/06_finetuning.ipynb, cell 50
+class GPTClassifier(nn.Module):
+    """A GPT body and a linear head on the final-LayerNorm state of each passage's last real token.
+
+    forward(idx (B, T) long, attention_mask (B, T) 1 = token, 0 = pad, right padding; default all ones)
+    -> class scores (B, n_classes)."""
+
+    def __init__(self, body: GPT, n_classes: int):
+        super().__init__()
+        if not isinstance(n_classes, int) or n_classes < 2:
+            raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+        self.body, self.n_classes = body, n_classes
+        self.config = body.config                                          # what Chapter 5's Trainer reads
+        self.head = nn.Linear(body.config.n_embd, n_classes)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def _check(self, idx: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        T, ctx = idx.size(-1), self.config.block_size
+        if idx.dim() != 2:
+            raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}; for one passage use idx[None]")
+        if T > ctx:
+            raise ValueError(f"a passage of {T} tokens is longer than the model's context (block_size={ctx}): "
+                             f"cut it into windows of at most {ctx} tokens, or keep its last {ctx}")
+        if attention_mask.shape != idx.shape:
+            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, idx {tuple(idx.shape)}: "
+                             "one mask entry per token")
+        m = attention_mask.long()
+        if (m.sum(-1) == 0).any():
+            raise ValueError("a row of attention_mask has no real token (all 0): every passage needs >= 1 token")
+        if (m[:, 1:] > m[:, :-1]).any():
+            raise ValueError("attention_mask has a pad before a real token (left padding): this classifier reads "
+                             "the last real token by its position, so pad on the right (1s first, then 0s)")
+
+    def forward(self, idx: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(idx)
+        self._check(idx, attention_mask)
+        h = self.body.hidden_states(idx)                                   # (B, T, C); causal: pads come last
+        return self.head(last_token_states(h, attention_mask))             # (B, n_classes)
+
+    def predict(self, texts: list[str], tokenizer) -> list[str]:
+        """The genre class name of each text (right-padded into one batch; each text must fit the context)."""
+        rows = [tokenizer.encode_ordinary(t) for t in texts]
+        T = max(len(r) for r in rows)
+        idx = torch.tensor([r + [0] * (T - len(r)) for r in rows], device=self.head.weight.device)
+        mask = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows], device=idx.device)
+        with torch.no_grad():
+            return [GENRE_CLASSES[i] for i in self(idx, mask).argmax(-1).tolist()]
+
+
+# from chapters/06_finetuning.ipynb, cell 69
+def paired_bootstrap_interval(correct_a: torch.Tensor, correct_b: torch.Tensor, n_boot: int = 2000,
+                              seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """The bootstrap interval of accuracy(a) - accuracy(b) over the same examples (resampled with replacement,
+    the same resample for both): correct_a, correct_b are (N,) booleans (1 = the prediction was right)."""
+    if correct_a.shape != correct_b.shape or correct_a.dim() != 1 or len(correct_a) == 0:
+        raise ValueError(f"correct_a and correct_b must be two (N,) tensors over the same N > 0 examples, got "
+                         f"{tuple(correct_a.shape)} and {tuple(correct_b.shape)}")
+    g = torch.Generator().manual_seed(seed)
+    diff = correct_a.double().cpu() - correct_b.double().cpu()                    # (N,) in {-1, 0, 1}
+    idx = torch.randint(0, len(diff), (n_boot, len(diff)), generator=g)          # (n_boot, N) resamples
+    means = diff[idx].mean(1).sort().values
+    lo_i = int(math.floor((1 - level) / 2 * (n_boot - 1)))
+    return float(means[lo_i]), float(means[n_boot - 1 - lo_i])
+
+
+# from chapters/06_finetuning.ipynb, cell 75
+SFT_TASKS = ("last_word", "who_said", "speaker", "next_line")
+_SFT_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One instruction-tuning example: a fixed `instruction` per task, the `input` it is about (text from the
+    corpus), the exact expected `answer`, and the `play` it comes from (for the split)."""
+    task: str
+    instruction: str
+    input: str
+    answer: str
+    play: str
+
+    @property
+    def prompt_text(self) -> str:
+        """The text of the prompt (what dedup compares): instruction and input."""
+        return self.instruction + "\n" + self.input
+
+
+def _sft_lines(p: Passage, lo: int = 4, hi: int = 10) -> list[str]:
+    """The verse lines of a speech with lo..hi words (stage directions in [...] left out)."""
+    out = []
+    for line in p.text.split("\n"):
+        line = line.strip()
+        if line and "[" not in line and "]" not in line and lo <= len(line.split()) <= hi:
+            out.append(line)
+    return out
+
+
+def _last_word(line: str) -> str | None:
+    words = _SFT_WORD.findall(line)
+    return words[-1] if words else None
+
+
+def instruction_candidates(play: Play, task: str) -> list[Instruction]:
+    """Every example of `task` that this play yields, in a fixed order (random choices seeded by the play)."""
+    ps = passages(play)
+    rng = random.Random(f"{play.play}/{task}")               # str seeds are hashed with SHA-512: reproducible
+    out: list[Instruction] = []
+    if task == "last_word":
+        for p in ps:
+            for line in _sft_lines(p):
+                if (w := _last_word(line)) is not None:
+                    out.append(Instruction(task, "Say the last word of this line.", line, w, play.play))
+    elif task == "who_said":
+        for a, b, c in zip(ps, ps[1:], ps[2:]):
+            trio = [a, b, c]
+            if len({(x.act, x.scene) for x in trio}) > 1 or len({x.speaker for x in trio}) < 2:
+                continue
+            firsts = [_sft_lines(x, 3, 9)[:1] for x in trio]
+            if not all(firsts):
+                continue
+            lines = [f[0] for f in firsts]
+            j = rng.randrange(3)
+            quote = " ".join(lines[j].split()[:3])
+            if sum(line.startswith(quote) for line in lines) > 1:
+                continue                                       # the quote must point at one speech only
+            text = "\n".join(f"{x.speaker}: {line}" for x, line in zip(trio, lines))
+            out.append(Instruction(task, "Who says the quoted words in this excerpt?",
+                                   f"{text}\nQuote: {quote}", trio[j].speaker, play.play))
+    elif task == "speaker":
+        scenes: dict[tuple[int, int], set[str]] = {}
+        for p in ps:
+            scenes.setdefault((p.act, p.scene), set()).add(p.speaker)
+        for p in ps:
+            others = sorted(scenes[(p.act, p.scene)] - {p.speaker})
+            lines = _sft_lines(p, 5, 10)
+            if len(others) < 2 or not lines:
+                continue
+            choices = sorted([p.speaker, *rng.sample(others, 2)])
+            out.append(Instruction(task, "Which of these characters says the line?",
+                                   f"Choices: {', '.join(choices)}\nLine: {rng.choice(lines)}", p.speaker, play.play))
+    elif task == "next_line":
+        pool = [line for p in ps for line in _sft_lines(p)]
+        for p in ps:
+            lines = _sft_lines(p)
+            for first, nxt in zip(lines, lines[1:]):
+                other = rng.choice(pool)
+                if other in (first, nxt):
+                    continue
+                a_is_next = rng.random() < 0.5
+                opt_a, opt_b = (nxt, other) if a_is_next else (other, nxt)
+                out.append(Instruction(task, "Which line comes next, A or B?",
+                                       f"{first}\nA: {opt_a}\nB: {opt_b}", "A" if a_is_next else "B", play.play))
+    else:
+        raise ValueError(f"unknown task {task!r}; the tasks are {SFT_TASKS}")
+    return out
+
+
+def instruction_examples(plays: list[Play], per_play: int, tasks=SFT_TASKS, keep=None) -> list[Instruction]:
+    """Up to `per_play` examples of each task from each play (a seeded sample among those for which `keep(ex)` is
+    true, e.g. those that fit the context), prompts unique."""
+    out: list[Instruction] = []
+    seen: set[tuple[str, str]] = set()
+    for play in plays:
+        for task in tasks:
+            cands = [ex for ex in instruction_candidates(play, task) if keep is None or keep(ex)]
+            rng = random.Random(f"{play.play}/{task}/sample")
+            for ex in rng.sample(cands, min(per_play, len(cands))):
+                if (task, ex.prompt_text) not in seen:
+                    seen.add((task, ex.prompt_text))
+                    out.append(ex)
+    return out
+
+
+def split_instructions(train: list[Instruction], held_out: list[Instruction]) -> list[Instruction]:
+    """The training examples whose prompt text does not occur in `held_out` (exact-text decontamination)."""
+    held = {ex.prompt_text for ex in held_out}
+    return [ex for ex in train if ex.prompt_text not in held]
+
+
+# from chapters/06_finetuning.ipynb, cell 79
+SFT_USER, SFT_ASSISTANT = "<|user|>", "<|assistant|>"
+
+
+def sft_tokenizer(tok: BPETokenizer) -> BPETokenizer:
+    """`tok` plus the special tokens <|user|> and <|assistant|>, with the next free ids (1024, 1025 for the course
+    tokenizer); the ordinary tokens and <|endoftext|> keep theirs."""
+    if ENDOFTEXT not in tok.special_tokens:
+        raise ValueError(f"the instruction template ends answers with {ENDOFTEXT}, and this tokenizer has none")
+    new = [s for s in (SFT_USER, SFT_ASSISTANT) if s not in tok.special_tokens]
+    added = {s: tok.vocab_size + i for i, s in enumerate(new)}
+    return BPETokenizer(tok.merges, tok.pattern, {**tok.special_tokens, **added}, tok.byte_ids)
+
+
+def sft_extend_vocab(model: GPT, vocab_size: int, **overrides) -> GPT:
+    """A copy of `model` with `vocab_size` embedding rows (and tied head): the old rows kept, each new row the
+    mean of the old ones. `overrides` change config fields that keep the shapes (e.g. dropout=0.0)."""
+    old = model.config.vocab_size
+    if vocab_size < old:
+        raise ValueError(f"vocab_size={vocab_size} is smaller than the model's {old}: rows would be lost")
+    if not model.config.tie_weights:
+        raise ValueError("sft_extend_vocab handles a tied LM head (one matrix); this model has a separate one")
+    new = GPT(replace(model.config, vocab_size=vocab_size, **overrides)).to(model.transformer.wte.weight.device)
+    sd = model.state_dict()
+    w = sd["transformer.wte.weight"]
+    grown = torch.cat([w, w.mean(0, keepdim=True).expand(vocab_size - old, -1)])
+    sd["transformer.wte.weight"] = sd["lm_head.weight"] = grown
+    new.load_state_dict(sd)
+    return new
+
+
+def sft_prompt_ids(tok: BPETokenizer, instruction: str, input: str) -> list[int]:
+    """<|user|> instruction \\n input <|assistant|>: the text encoded as ordinary text, never as special tokens."""
+    sp = tok.special_tokens
+    return [sp[SFT_USER], *tok.encode_ordinary(instruction + "\n" + input), sp[SFT_ASSISTANT]]
+
+
+def encode_instruction(tok: BPETokenizer, ex: Instruction, block_size: int | None = None) -> tuple[list[int], int]:
+    """(ids, n_prompt): the prompt, the answer and <|endoftext|>; n_prompt = the prompt's length. With a
+    block_size, an example that does not fit the context is an error (the model reads ids[:-1])."""
+    prompt = sft_prompt_ids(tok, ex.instruction, ex.input)
+    ids = prompt + tok.encode_ordinary(ex.answer) + [tok.eot_token]
+    if block_size is not None and len(ids) - 1 > block_size:
+        raise ValueError(f"the {ex.task} example has {len(prompt)} prompt + {len(ids) - len(prompt)} answer tokens: "
+                         f"{len(ids) - 1} inputs exceed the context block_size={block_size}; shorten its input "
+                         "(cutting it would silently drop the answer)")
+    return ids, len(prompt)
+
+
+# from chapters/06_finetuning.ipynb, cell 84
+def mask_prompt(ids: torch.Tensor, n_prompt: int, ignore_index: int = -100) -> tuple[torch.Tensor, torch.Tensor]:
+    """ids (L,) = n_prompt prompt tokens + answer + end token -> (x, y), each (L - 1,) int64 on ids.device:
+    x = ids[:-1]; y = ids[1:] with ignore_index where the target is a prompt token (the answer and the end
+    token count)."""
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 1:
+        raise ValueError(f"ids must be a 1-D tensor of token ids, got {type(ids).__name__} "
+                         f"{tuple(getattr(ids, 'shape', ()))}")
+    L = ids.numel()
+    if not 1 <= n_prompt <= L - 1:
+        raise ValueError(f"n_prompt={n_prompt} must be in 1..{L - 1} for {L} ids: the prompt needs a token and "
+                         "the answer at least the end token")
+    x = ids[:-1].to(torch.int64)
+    y = ids[1:].to(torch.int64, copy=True)
+    y[: n_prompt - 1] = ignore_index
+    return x, y
+
+
+# from chapters/06_finetuning.ipynb, cell 89
+def collate_sft(examples: list[tuple[list[int], int]], pad_id: int,
+                ignore_index: int = -100) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ids, n_prompt) examples -> right-padded (input_ids, labels, attention_mask), each (B, T) int64, T the
+    longest example's length - 1; padded labels are ignore_index, padded attention 0."""
+    if not examples:
+        raise ValueError("collate_sft needs at least one example")
+    rows = [mask_prompt(torch.as_tensor(ids, dtype=torch.int64), n, ignore_index) for ids, n in examples]
+    B, T = len(rows), max(len(x) for x, _ in rows)
+    input_ids = torch.full((B, T), pad_id, dtype=torch.int64)
+    labels = torch.full((B, T), ignore_index, dtype=torch.int64)
+    attention_mask = torch.zeros((B, T), dtype=torch.int64)
+    for i, (x, y) in enumerate(rows):
+        input_ids[i, :len(x)], labels[i, :len(y)], attention_mask[i, :len(x)] = x, y, 1
+    return input_ids, labels, attention_mask
+
+
+class SFTLoss(nn.Module):
+    """forward(input_ids, labels, attention_mask) -> the mean cross-entropy over the batch's counted tokens.
+    The batches are right-padded, so the mask is not needed (causal attention never lets a real token see a
+    later pad) and the model runs its plain causal path, the fast one; with left padding, pass the mask."""
+
+    def __init__(self, model: nn.Module, use_mask: bool = False):
+        super().__init__()
+        self.model, self.use_mask = model, use_mask
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        logits = self.model(input_ids, attention_mask=attention_mask if self.use_mask else None)
+        return lm_loss(logits, labels)
+
+
+class SFTTask(Task):
+    """Instruction tuning as a Chapter 5 Task: encoded (ids, n_prompt) examples, collate_sft batches, SFTLoss."""
+
+    def __init__(self, train: list[tuple[list[int], int]], val: list[tuple[list[int], int]], pad_id: int):
+        self.train, self.val, self.pad_id = train, val, pad_id
+        self.n_train, self.n_val = len(train), len(val)
+
+    def batch(self, split: str, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        data = self.train if split == "train" else self.val
+        return collate_sft([data[i] for i in indices], self.pad_id)
+
+    def loss_module(self, model: nn.Module) -> nn.Module:
+        return SFTLoss(model)
+
+    def n_tokens(self, batch: tuple[torch.Tensor, ...]) -> int:
+        return int(batch[2].sum())                             # real tokens, not pads
+
+
+# from chapters/06_finetuning.ipynb, cell 95
+@torch.no_grad()
+def greedy_sft(model: GPT, prompts: list[list[int]], max_new: int, stop_ids, pad_id: int,
+               batch_size: int = 64) -> list[list[int]]:
+    """Greedy continuations of token-id prompts, at most max_new tokens each, each ending at (and including) the
+    first token in stop_ids. Batches are left-padded with an attention mask (positions count from the first real
+    token). A prompt that cannot fit in the context with max_new tokens after it is a ValueError."""
+    T = model.config.block_size
+    stop = torch.tensor(sorted(set(stop_ids)))
+    for i, p in enumerate(prompts):
+        if not p:
+            raise ValueError(f"prompt {i} is empty: give the model at least one token")
+        if len(p) + max_new - 1 > T:
+            raise ValueError(f"prompt {i} has {len(p)} tokens; with room for {max_new} answer tokens it needs "
+                             f"{len(p) + max_new - 1} positions, more than the context block_size={T}. Shorten "
+                             "the prompt (fewer shots, a shorter input) or lower max_new; it is not truncated")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out: list[list[int]] = []
+    for s in range(0, len(prompts), batch_size):
+        chunk = prompts[s:s + batch_size]
+        n = max(len(p) for p in chunk)
+        x = torch.tensor([[pad_id] * (n - len(p)) + p for p in chunk], device=device)
+        mask = torch.tensor([[0] * (n - len(p)) + [1] * len(p) for p in chunk], device=device)
+        done = torch.zeros(len(chunk), dtype=torch.bool, device=device)
+        new: list[torch.Tensor] = []
+        for _ in range(max_new):
+            nxt = model(x, attention_mask=mask)[:, -1].argmax(-1)                       # (B,)
+            nxt = torch.where(done, pad_id, nxt)
+            new.append(nxt)
+            done |= torch.isin(nxt, stop.to(device))
+            if bool(done.all()):
+                break
+            x = torch.cat([x, nxt[:, None]], 1)
+            mask = torch.cat([mask, torch.ones_like(nxt)[:, None]], 1)
+        gen = torch.stack(new, 1).tolist()
+        for row in gen:
+            k = next((j for j, t in enumerate(row) if t in set(stop.tolist())), len(row) - 1)
+            out.append(row[:k + 1])
+    model.train(was_training)
+    return out
+
+
+def plain_prompt(ex: Instruction, shots: tuple[Instruction, ...] | list[Instruction] = ()) -> str:
+    """A plain-text few-shot prompt a model without the special tokens can read; the answer follows ` `."""
+    solved = "".join(f"Question: {s.instruction}\n{s.input}\nAnswer: {s.answer}\n\n" for s in shots)
+    return f"{solved}Question: {ex.instruction}\n{ex.input}\nAnswer:"
+
+
+# from chapters/06_finetuning.ipynb, cell 116
+def response_logprobs(model: nn.Module, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """log pi(answer | prompt) per row: the sum of the log-probabilities of the tokens whose label is not
+    -100. input_ids (B, T) and labels (B, T) aligned as in `GPT.loss` (labels[:, t] is the token after
+    input_ids[:, t]) -> (B,) float32."""
+    logits = model(input_ids).float()                                  # (B, T, V)
+    keep = labels != -100
+    picked = logits.log_softmax(-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)   # (B, T)
+    return (picked * keep).sum(-1)
+
+
+def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
+             ref_rejected: torch.Tensor, beta: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The DPO loss (mean over pairs) and the implicit rewards beta * log(pi / pi_ref) of the chosen and the
+    rejected answers. All inputs are sequence log-probabilities of shape (B,)."""
+    if beta <= 0:
+        raise ValueError(f"beta={beta}: the KL weight must be > 0 (0.1 is the usual start)")
+    chosen = beta * (policy_chosen - ref_chosen)
+    rejected = beta * (policy_rejected - ref_rejected)
+    return -F.logsigmoid(chosen - rejected).mean(), chosen.detach(), rejected.detach()
+
+
+# from chapters/06_finetuning.ipynb, cell 120
+def preference_pairs(plays: list, tokenizer, n: int, seed: int = 0, context_lines: int = 3,
+                     max_tokens: int = 128) -> list[tuple[str, str, str]]:
+    """n (prompt, chosen, rejected) triples: `context_lines` consecutive lines of a speech as the prompt, the
+    line that follows it (chosen), and a line of another play with the same number of tokens (rejected).
+    Prompt + answer fit in max_tokens + 1 tokens (the model reads max_tokens of them)."""
+    rng = random.Random(seed)
+    speeches: list[tuple[str, list[str]]] = []
+    every_line: list[tuple[str, str]] = []
+    for play in plays:
+        for p in passages(play):
+            lines = [line for line in p.text.split("\n") if line.strip()]
+            if len(lines) > context_lines:
+                speeches.append((play.play, lines))
+            every_line += [(play.play, line) for line in lines]
+    by_length: dict[int, list[tuple[str, str]]] = {}                   # rejected candidates, by token count
+    for play_name, line in rng.sample(every_line, min(len(every_line), 50 * n)):
+        by_length.setdefault(len(tokenizer.encode_ordinary(line)), []).append((play_name, line))
+    if not speeches or len({play.play for play in plays}) < 2:
+        raise ValueError("preference_pairs needs at least two plays with speeches of more than "
+                         f"context_lines={context_lines} lines")
+    out: list[tuple[str, str, str]] = []
+    for _ in range(100 * n):
+        if len(out) == n:
+            break
+        name, lines = rng.choice(speeches)
+        k = rng.randrange(context_lines, len(lines))
+        prompt, chosen = "\n".join(lines[k - context_lines:k]) + "\n", lines[k]
+        others = [line for play, line in by_length.get(len(tokenizer.encode_ordinary(chosen)), []) if play != name]
+        if others and len(tokenizer.encode_ordinary(prompt + chosen + "\n")) <= max_tokens + 1:
+            out.append((prompt, chosen + "\n", rng.choice(others) + "\n"))
+    return out
+
+
+# from chapters/06_finetuning.ipynb, cell 122
+def _encode_answer(tokenizer, prompt: str, answer: str, block_size: int) -> tuple[list[int], list[int]]:
+    """input ids and labels (-100 on the prompt) for prompt + answer, aligned as GPT.loss expects."""
+    p, a = tokenizer.encode_ordinary(prompt), tokenizer.encode_ordinary(answer)
+    full = p + a
+    if len(full) - 1 > block_size:
+        raise ValueError(f"prompt + answer are {len(full) - 1} tokens, more than the model's context of "
+                         f"{block_size}: shorten the prompt (never cut the answer)")
+    labels = [-100] * (len(p) - 1) + a
+    return full[:-1], labels
+
+
+class DPOTask(Task):
+    """Preference pairs for Chapter 5's Trainer: example i = (prompt, chosen, rejected); the loss is dpo_loss
+    against the reference log-probabilities computed once at construction (with `reference`, in eval mode)."""
+
+    def __init__(self, train_pairs, val_pairs, tokenizer, reference: GPT, beta: float = 0.1,
+                 batch_size: int = 64):
+        if beta <= 0:
+            raise ValueError(f"beta={beta}: the KL weight must be > 0 (0.1 is the usual start)")
+        self.beta, self.block_size = beta, reference.config.block_size
+        self.rows = {s: [(_encode_answer(tokenizer, p, c, self.block_size),
+                          _encode_answer(tokenizer, p, r, self.block_size)) for p, c, r in pairs]
+                     for s, pairs in (("train", train_pairs), ("val", val_pairs))}
+        self.n_train, self.n_val = len(train_pairs), len(val_pairs)
+        self.ref = {s: self._reference(reference, s, batch_size) for s in ("train", "val")}
+
+    def _pad(self, split: str, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        seqs = [self.rows[split][i][0] for i in indices] + [self.rows[split][i][1] for i in indices]
+        T = max(len(ids) for ids, _ in seqs)
+        x = torch.zeros(len(seqs), T, dtype=torch.long)
+        y = torch.full((len(seqs), T), -100, dtype=torch.long)
+        for k, (ids, labels) in enumerate(seqs):
+            x[k, :len(ids)], y[k, :len(labels)] = torch.tensor(ids), torch.tensor(labels)
+        return x, y
+
+    @torch.no_grad()
+    def _reference(self, model: GPT, split: str, batch_size: int) -> torch.Tensor:
+        was_training, device = model.training, next(model.parameters()).device
+        model.eval()
+        out = []
+        n = len(self.rows[split])
+        for s in range(0, n, batch_size):
+            idx = list(range(s, min(n, s + batch_size)))
+            x, y = self._pad(split, idx)
+            lp = response_logprobs(model, x.to(device), y.to(device)).cpu()
+            out.append(torch.stack([lp[:len(idx)], lp[len(idx):]], 1))   # (b, 2): chosen, rejected
+        model.train(was_training)
+        return torch.cat(out)
+
+    def batch(self, split: str, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        x, y = self._pad(split, indices)
+        return x, y, self.ref[split][indices]
+
+    def loss_module(self, model: nn.Module) -> nn.Module:
+        return _DPOLoss(model, self.beta)
+
+
+class _DPOLoss(nn.Module):
+    def __init__(self, model: nn.Module, beta: float):
+        super().__init__()
+        self.model, self.beta = model, beta
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        lp = response_logprobs(self.model, x, y)
+        n = len(ref)
+        return dpo_loss(lp[:n], lp[n:], ref[:, 0], ref[:, 1], self.beta)[0]
