@@ -108,9 +108,9 @@ def instruction_candidates(play: Play, task: str) -> list[Instruction]:
                 if other in (first, nxt):
                     continue
                 a_is_next = rng.random() < 0.5
-                a, b = (nxt, other) if a_is_next else (other, nxt)
+                opt_a, opt_b = (nxt, other) if a_is_next else (other, nxt)
                 out.append(Instruction(task, "Which line comes next, A or B?",
-                                       f"{first}\nA: {a}\nB: {b}", "A" if a_is_next else "B", play.play))
+                                       f"{first}\nA: {opt_a}\nB: {opt_b}", "A" if a_is_next else "B", play.play))
     else:
         raise ValueError(f"unknown task {task!r}; the tasks are {SFT_TASKS}")
     return out
@@ -227,7 +227,7 @@ class SFTLoss(nn.Module):
     The batches are right-padded, so the mask is not needed (causal attention never lets a real token see a
     later pad) and the model runs its plain causal path, the fast one; with left padding, pass the mask."""
 
-    def __init__(self, model: GPT, use_mask: bool = False):
+    def __init__(self, model: nn.Module, use_mask: bool = False):
         super().__init__()
         self.model, self.use_mask = model, use_mask
 
@@ -298,7 +298,7 @@ def greedy_sft(model: GPT, prompts: list[list[int]], max_new: int, stop_ids, pad
     return out
 
 
-def plain_prompt(ex: Instruction, shots: list[Instruction] = ()) -> str:
+def plain_prompt(ex: Instruction, shots: tuple[Instruction, ...] | list[Instruction] = ()) -> str:
     """A plain-text few-shot prompt a model without the special tokens can read; the answer follows ` `."""
     solved = "".join(f"Question: {s.instruction}\n{s.input}\nAnswer: {s.answer}\n\n" for s in shots)
     return f"{solved}Question: {ex.instruction}\n{ex.input}\nAnswer:"
