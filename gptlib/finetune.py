@@ -27,6 +27,7 @@ __all__ = [
     "GENRE_OF_FOLDER", "GENRE_TEST_PLAYS", "GENRE_VAL_PLAYS", "genre_label", "genre_split", "play_windows",
     "genre_dataset", "wilson_interval", "accuracy_report", "check_class_labels", "ClassifierLoss",
     "ClassificationTask", "BagOfTokensClassifier", "last_token_states", "GPTClassifier",
+    "paired_bootstrap_interval",
 ]
 
 
@@ -589,3 +590,19 @@ class GPTClassifier(nn.Module):
         mask = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows], device=idx.device)
         with torch.no_grad():
             return [GENRE_CLASSES[i] for i in self(idx, mask).argmax(-1).tolist()]
+
+
+# from chapters/06_finetuning.ipynb, cell 66
+def paired_bootstrap_interval(correct_a: torch.Tensor, correct_b: torch.Tensor, n_boot: int = 2000,
+                              seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """The bootstrap interval of accuracy(a) - accuracy(b) over the same examples (resampled with replacement,
+    the same resample for both): correct_a, correct_b are (N,) booleans (1 = the prediction was right)."""
+    if correct_a.shape != correct_b.shape or correct_a.dim() != 1 or len(correct_a) == 0:
+        raise ValueError(f"correct_a and correct_b must be two (N,) tensors over the same N > 0 examples, got "
+                         f"{tuple(correct_a.shape)} and {tuple(correct_b.shape)}")
+    g = torch.Generator().manual_seed(seed)
+    diff = correct_a.double().cpu() - correct_b.double().cpu()                    # (N,) in {-1, 0, 1}
+    idx = torch.randint(0, len(diff), (n_boot, len(diff)), generator=g)          # (n_boot, N) resamples
+    means = diff[idx].mean(1).sort().values
+    lo_i = int(math.floor((1 - level) / 2 * (n_boot - 1)))
+    return float(means[lo_i]), float(means[n_boot - 1 - lo_i])

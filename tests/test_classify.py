@@ -162,3 +162,18 @@ def test_wilson_interval_against_hand_computed_values():
     assert rep["acc"] == 0.75 and rep["n"] == 4 and (rep["lo"], rep["hi"]) == FT.wilson_interval(3, 4)
     with pytest.raises(ValueError, match="0 <= k <= n"):
         FT.wilson_interval(11, 10)
+
+
+def test_paired_bootstrap_interval_of_an_accuracy_difference():
+    a = torch.tensor([1, 0, 1, 1, 0, 1, 1, 1, 0, 1] * 30).bool()
+    b = torch.tensor([0, 0, 1, 0, 0, 1, 0, 1, 0, 1] * 30).bool()
+    assert FT.paired_bootstrap_interval(a, a) == (0.0, 0.0)          # the same predictions: no difference at all
+    assert FT.paired_bootstrap_interval(torch.ones(50).bool(), torch.zeros(50).bool()) == (1.0, 1.0)
+    lo, hi = FT.paired_bootstrap_interval(a, b, n_boot=4000)
+    d = a.double() - b.double()                                      # normal approximation of the paired difference
+    se = float(d.std() / math.sqrt(len(d)))
+    assert lo < float(d.mean()) < hi
+    assert lo == pytest.approx(float(d.mean()) - 1.96 * se, abs=0.02) and hi == pytest.approx(float(d.mean()) + 1.96 * se, abs=0.02)
+    assert FT.paired_bootstrap_interval(a, b) == FT.paired_bootstrap_interval(a, b)   # seeded: reproducible
+    with pytest.raises(ValueError, match="same N > 0 examples"):
+        FT.paired_bootstrap_interval(a, b[:10])
