@@ -684,7 +684,7 @@ def instruction_candidates(play: Play, task: str) -> list[Instruction]:
             quote = " ".join(lines[j].split()[:3])
             if sum(line.startswith(quote) for line in lines) > 1:
                 continue                                       # the quote must point at one speech only
-            text = "\n".join(f"{x.speaker}: {line}" for x, line in zip(trio, lines))
+            text = "\n".join(f"- {x.speaker}: {line}" for x, line in zip(trio, lines))
             out.append(Instruction(task, "Who says the quoted words in this excerpt?",
                                    f"{text}\nQuote: {quote}", trio[j].speaker, play.play))
     elif task == "speaker":
@@ -710,7 +710,8 @@ def instruction_candidates(play: Play, task: str) -> list[Instruction]:
                 a_is_next = rng.random() < 0.5
                 opt_a, opt_b = (nxt, other) if a_is_next else (other, nxt)
                 out.append(Instruction(task, "Which line comes next, A or B?",
-                                       f"{first}\nA: {opt_a}\nB: {opt_b}", "A" if a_is_next else "B", play.play))
+                                       f"{first}\nOption A: {opt_a}\nOption B: {opt_b}", "A" if a_is_next else "B",
+                                       play.play))
     else:
         raise ValueError(f"unknown task {task!r}; the tasks are {SFT_TASKS}")
     return out
@@ -779,7 +780,7 @@ def encode_instruction(tok: BPETokenizer, ex: Instruction, block_size: int | Non
     """(ids, n_prompt): the prompt, the answer and <|endoftext|>; n_prompt = the prompt's length. With a
     block_size, an example that does not fit the context is an error (the model reads ids[:-1])."""
     prompt = sft_prompt_ids(tok, ex.instruction, ex.input)
-    ids = prompt + tok.encode_ordinary(ex.answer) + [tok.eot_token]
+    ids = prompt + tok.encode_ordinary(" " + ex.answer) + [tok.eot_token]      # " night": the input's own token
     if block_size is not None and len(ids) - 1 > block_size:
         raise ValueError(f"the {ex.task} example has {len(prompt)} prompt + {len(ids) - len(prompt)} answer tokens: "
                          f"{len(ids) - 1} inputs exceed the context block_size={block_size}; shorten its input "

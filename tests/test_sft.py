@@ -64,7 +64,7 @@ def test_answers_are_exact_hand_checked_examples(plays):
     assert lw["Say I do speak with her, my lord, what then?"] == "then"
     assert lw["Stand you a while aloof, Cesario,"] == "Cesario"
     ws = [ex for ex in FT.instruction_candidates(tn, "who_said")
-          if ex.input.startswith("DUKE ORSINO: Stand you a while aloof, Cesario,\nVIOLA: Sure, my noble lord,\n")]
+          if ex.input.startswith("- DUKE ORSINO: Stand you a while aloof, Cesario,\n- VIOLA: Sure, my noble lord,\n")]
     assert len(ws) == 1
     quote = ws[0].input.rsplit("Quote: ", 1)[1]
     assert {"Stand you a": "DUKE ORSINO", "Sure, my noble": "VIOLA", "Be clamorous and": "DUKE ORSINO"}[quote] \
@@ -77,7 +77,7 @@ def test_answers_are_exact_hand_checked_examples(plays):
     assert len(choices) == 3 and set(choices) <= scene
     nl = [ex for ex in FT.instruction_candidates(tn, "next_line") if ex.input.startswith("Sure, my noble lord,\n")]
     assert len(nl) == 1
-    options = dict(line.split(": ", 1) for line in nl[0].input.split("\n")[1:])
+    options = dict(line.removeprefix("Option ").split(": ", 1) for line in nl[0].input.split("\n")[1:])
     assert options[nl[0].answer] == "If she be so abandon'd to her sorrow"
     assert options["B" if nl[0].answer == "A" else "A"] != "If she be so abandon'd to her sorrow"
 
@@ -120,7 +120,9 @@ def test_mask_prompt_by_hand(tok):
     ids, n = FT.encode_instruction(tok, ex)
     x, y = FT.mask_prompt(torch.tensor(ids, dtype=torch.int32), n)
     counted = y[y != -100].tolist()
-    assert tok.decode(counted) == "prince<|endoftext|>" and x.dtype == torch.int64
+    assert tok.decode(counted) == " prince<|endoftext|>" and x.dtype == torch.int64   # the answer keeps its space
+    answer = counted[:-1]                                         # the same tokens as the word in the prompt
+    assert any(ids[i:i + len(answer)] == answer for i in range(n)), "the answer must copy the prompt's tokens"
     assert x[len(x) - len(counted)].item() == 1025              # <|assistant|> predicts the first answer token
     with pytest.raises(ValueError, match="n_prompt=0"):
         FT.mask_prompt(torch.tensor(ids), 0)
@@ -209,7 +211,7 @@ def test_hf_round_trip_with_the_added_special_tokens(tok, tmp_path):
     hf = GPT2LMHeadModel.from_pretrained(tmp_path).eval()
     ex = FT.Instruction("next_line", "Which line comes next, A or B?", "To be, or not to be\nA: x\nB: y", "A", "hamlet")
     ids, _ = FT.encode_instruction(tok, ex)
-    assert AutoTokenizer.from_pretrained(tmp_path)(FT.SFT_USER + ex.prompt_text + FT.SFT_ASSISTANT + ex.answer
+    assert AutoTokenizer.from_pretrained(tmp_path)(FT.SFT_USER + ex.prompt_text + FT.SFT_ASSISTANT + " " + ex.answer
                                                    + "<|endoftext|>")["input_ids"] == ids
     assert BPETokenizer.from_pretrained(tmp_path).special_tokens == tok.special_tokens
     x = torch.tensor([ids, ids[::-1]])
