@@ -44,6 +44,9 @@ Writing a check: the whole API
 * `forbid(names, hint)`: a context manager in which the named torch functions (e.g. "layer_norm", "gelu",
   "scaled_dot_product_attention"; "*" = any torch function) raise, so a shortcut the exercise forbids fails
   with `hint`, however it was imported. It yields the set of torch function names called (to require one).
+* `no_solution(c, learner, reference, hint)`: a context manager that fails with `hint` when the learner's code
+  calls `reference` (gptlib's own solution of the exercise) while the block runs; when the learner's object is
+  the reference itself (a test of the check), nothing is watched.
 * Randomness: `c.rng` (random.Random) and `c.gen()` (torch.Generator) are seeded from `c.seed`, fresh every
   run (set GPTLIB_CHECK_SEED to replay one); random cases print the seed. Keep the number of checks per run
   constant, so the success line does not change.
@@ -68,6 +71,7 @@ import copy
 import os
 import random
 import re
+import sys
 from contextlib import contextmanager
 from types import CodeType
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Union
@@ -76,7 +80,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 __all__ = ["CheckFailed", "CheckError", "Forbidden", "Checker", "Mistakes", "checker", "diagnose", "forbid", "close",
-           "unchanged"]
+           "unchanged", "no_solution"]
 
 # hint -> output of that mistake (a value, or a zero-argument callable computing it), or a callable returning that map
 Mistakes = Union[Mapping[str, Any], Callable[[], Mapping[str, Any]], None]
@@ -184,6 +188,34 @@ def forbid(names: Iterable[str] = (), hint: str = "") -> Iterator[set]:
     mode = _Calls({n: hint for n in names})
     with mode:
         yield mode.seen
+
+
+@contextmanager
+def no_solution(c: "Checker", learner: Any, reference: Callable, hint: str) -> Iterator[None]:
+    """Within the block, fail with `hint` when the learner's code (not the check's) calls `reference`, gptlib's
+    solution of the exercise; nothing is watched when `learner` is the reference itself."""
+    code = reference.__code__
+    if getattr(learner, "__code__", None) is code:
+        yield
+        return
+    hit: list[bool] = []
+
+    def profile(frame, event, arg):  # noqa: ARG001 - sys.setprofile's signature
+        if event == "call" and frame.f_code is code and c._codes:
+            f = frame.f_back                                        # called from the learner's code (not the check)?
+            while f is not None and f.f_code not in c._codes:
+                f = f.f_back
+            if f is not None:
+                hit.append(True)
+
+    old = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        yield
+    finally:
+        sys.setprofile(old)
+    if hit:
+        raise CheckFailed(f"{c.name}: {c.case} — {hint}")
 
 
 # ------------------------------------------------------------------------------------------------ the checker

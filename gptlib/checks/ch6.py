@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gptlib.checks import CheckFailed, Checker, checker
+from gptlib.checks import CheckFailed, Checker, checker, no_solution
 from gptlib.finetune import last_token_states, mask_prompt
 
 __all__ = ['check_lora_linear', 'check_last_token_states', 'check_mask_prompt']
@@ -157,7 +157,7 @@ def check_lora_linear(cls: type) -> None:
         sizes = [(24, 40, 4), (32, 32, 1), (c.rng.randint(5, 70), c.rng.randint(5, 70), c.rng.randint(2, 9)),
                  (6, 10, 8)]                                           # r > in is allowed (and useless)
         for n_in, n_out, r in sizes:
-            alpha = float(c.rng.choice([1, 2 * r, 16, 3.5]))
+            alpha = float(c.rng.choice([0.5, 2 * r, 16, 3.5]))            # never 1: "not scaled" = "scaled by alpha"
             case = f"LoRALinear(nn.Linear({n_in}, {n_out}), r={r}, alpha={alpha:g}) (seed {c.seed})"
             base = nn.Linear(n_in, n_out, bias=c.rng.random() < 0.75)
             W0 = base.weight.detach().clone()
@@ -286,34 +286,11 @@ def check_lora_linear(cls: type) -> None:
 
 
 # ------------------------------------------------------------------------------------ classify: last token
-@contextmanager
 def _no_finetune_reference(c: Checker, learner: Any, reference: Callable, what: str,
-                           how: str = "with torch operations") -> Iterator[None]:
-    """Fail when the learner's code calls `reference` (gptlib's solution) while it runs; the reference itself may
-    be checked (then nothing is watched)."""
-    code = reference.__code__
-    if getattr(learner, "__code__", None) is code:
-        yield
-        return
-    hit: list[bool] = []
-
-    def profile(frame, event, arg):  # noqa: ARG001 - sys.setprofile's signature
-        if event == "call" and frame.f_code is code and c._codes:
-            f = frame.f_back                                        # called from the learner's code (not the check)?
-            while f is not None and f.f_code not in c._codes:
-                f = f.f_back
-            if f is not None:
-                hit.append(True)
-
-    old = sys.getprofile()
-    sys.setprofile(profile)
-    try:
-        yield
-    finally:
-        sys.setprofile(old)
-    if hit:
-        raise CheckFailed(f"{c.name}: {c.case} — your code calls gptlib.finetune's {what}, the solution of this "
-                          f"exercise: write it yourself ({how})")
+                           how: str = "with torch operations"):
+    """Fail when the learner's code calls `reference` (gptlib's solution) while it runs."""
+    return no_solution(c, learner, reference, f"your code calls gptlib.finetune's {what}, the solution of this "
+                       f"exercise: write it yourself ({how})")
 
 
 def _last_token_mistakes(h: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:

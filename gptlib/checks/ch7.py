@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from gptlib.checks import CheckFailed, Checker, checker
+from gptlib.checks import CheckFailed, Checker, checker, no_solution
 from gptlib.generate import LayerKVCache, beam_candidates, top_p_filter
 
 __all__ = ["check_top_p_filter", "check_kv_cache_update", "check_beam_candidates"]
@@ -24,33 +24,10 @@ __all__ = ["check_top_p_filter", "check_kv_cache_update", "check_beam_candidates
 NEG = float("-inf")
 
 
-@contextmanager
-def _no_reference(c: Checker, learner: Any, reference: Callable, what: str) -> Iterator[None]:
-    """Fail when the learner's code calls `reference` (gptlib's solution) while it runs; the reference itself may
-    be checked (then nothing is watched)."""
-    code = reference.__code__
-    if getattr(learner, "__code__", None) is code:
-        yield
-        return
-    hit: list[bool] = []
-
-    def profile(frame, event, arg):  # noqa: ARG001 - sys.setprofile's signature
-        if event == "call" and frame.f_code is code and c._codes:
-            f = frame.f_back                                        # called from the learner's code (not the check)?
-            while f is not None and f.f_code not in c._codes:
-                f = f.f_back
-            if f is not None:
-                hit.append(True)
-
-    old = sys.getprofile()
-    sys.setprofile(profile)
-    try:
-        yield
-    finally:
-        sys.setprofile(old)
-    if hit:
-        raise CheckFailed(f"{c.name}: {c.case} — your code calls gptlib.generate's {what}, the solution of this "
-                          "exercise: write it yourself (with torch operations)")
+def _no_reference(c: Checker, learner: Any, reference: Callable, what: str):
+    """Fail when the learner's code calls `reference` (gptlib's solution) while it runs."""
+    return no_solution(c, learner, reference, f"your code calls gptlib.generate's {what}, the solution of this "
+                       "exercise: write it yourself (with torch operations)")
 
 
 # ----------------------------------------------------------------------------------------------- top-p
