@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import gptlib
 from gptlib import finetune as FT
 from gptlib.data import VAL_PLAYS, load_plays, passages, split_by_play
-from gptlib.model import GPT, GPTConfig, lm_loss
+from gptlib.model import GPT, GPTConfig
 from gptlib.tokenizer import BPETokenizer, course_tokenizer
 
 SHIPPED = gptlib.DATA_DIR / "models" / "shakespeare-4x256"

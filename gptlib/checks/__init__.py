@@ -45,8 +45,8 @@ Writing a check: the whole API
   "scaled_dot_product_attention"; "*" = any torch function) raise, so a shortcut the exercise forbids fails
   with `hint`, however it was imported. It yields the set of torch function names called (to require one).
 * `no_solution(c, learner, reference, hint)`: a context manager that fails with `hint` when the learner's code
-  calls `reference` (gptlib's own solution of the exercise) while the block runs; when the learner's object is
-  the reference itself (a test of the check), nothing is watched.
+  calls `reference` (gptlib's own solution of the exercise: a function, or a class and its methods) while the
+  block runs; when the learner's object is the reference itself (a test of the check), nothing is watched.
 * Randomness: `c.rng` (random.Random) and `c.gen()` (torch.Generator) are seeded from `c.seed`, fresh every
   run (set GPTLIB_CHECK_SEED to replay one); random cases print the seed. Keep the number of checks per run
   constant, so the success line does not change.
@@ -68,6 +68,7 @@ hint) and `robustness_tests(chN, REFERENCES)` (a crash names its case; the succe
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import random
 import re
@@ -193,15 +194,20 @@ def forbid(names: Iterable[str] = (), hint: str = "") -> Iterator[set]:
 @contextmanager
 def no_solution(c: "Checker", learner: Any, reference: Callable, hint: str) -> Iterator[None]:
     """Within the block, fail with `hint` when the learner's code (not the check's) calls `reference`, gptlib's
-    solution of the exercise; nothing is watched when `learner` is the reference itself."""
-    code = reference.__code__
-    if getattr(learner, "__code__", None) is code:
+    solution of the exercise: a function, or a class (then any of its methods); nothing is watched when `learner`
+    is the reference itself."""
+    if isinstance(reference, type):
+        funcs = [f.fget if isinstance(f, property) else f for f in vars(reference).values()]
+        codes = {inspect.unwrap(f).__code__ for f in funcs if callable(f) and hasattr(inspect.unwrap(f), "__code__")}
+    else:
+        codes = {reference.__code__}
+    if learner is reference or getattr(learner, "__code__", None) in codes:
         yield
         return
     hit: list[bool] = []
 
     def profile(frame, event, arg):  # noqa: ARG001 - sys.setprofile's signature
-        if event == "call" and frame.f_code is code and c._codes:
+        if event == "call" and frame.f_code in codes and c._codes:
             f = frame.f_back                                        # called from the learner's code (not the check)?
             while f is not None and f.f_code not in c._codes:
                 f = f.f_back

@@ -19,10 +19,8 @@ the numbers, and that gptlib's own solution is not called.
 """
 from __future__ import annotations
 
-import inspect
 import math
 import re
-import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -45,29 +43,12 @@ def _no_lora_reference(c: Checker, cls: Any) -> Iterator[None]:
     """Fail when the learner's class is, subclasses or runs gptlib.finetune.LoRALinear (the solution); the
     reference itself may be checked (then nothing is watched)."""
     from gptlib.finetune import LoRALinear as ref
-    if cls is ref:
-        yield
-        return
     hint = ("your class uses gptlib.finetune.LoRALinear, the solution of this exercise: write __init__ and forward "
             "yourself (with nn.Linear and torch operations)")
-    if isinstance(cls, type) and issubclass(cls, ref):
+    if cls is not ref and isinstance(cls, type) and issubclass(cls, ref):
         raise CheckFailed(f"{c.name}: {hint} (it subclasses it)")
-    funcs = [f.fget if isinstance(f, property) else f for f in vars(ref).values()]
-    codes = {inspect.unwrap(f).__code__ for f in funcs if callable(f) and hasattr(f, "__code__")}  # @no_grad()
-    hit: list[bool] = []
-
-    def profile(frame, event, arg):  # noqa: ARG001 - sys.setprofile's signature
-        if event == "call" and frame.f_code in codes:
-            hit.append(True)
-
-    old = sys.getprofile()
-    sys.setprofile(profile)
-    try:
+    with no_solution(c, cls, ref, hint):
         yield
-    finally:
-        sys.setprofile(old)
-    if hit:
-        raise CheckFailed(f"{c.name}: {c.case} — {hint}")
 
 
 def _lora_parts(c: Checker, layer: Any, case: str) -> tuple[torch.Tensor, torch.Tensor]:

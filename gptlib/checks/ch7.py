@@ -10,9 +10,7 @@ and fails when the learner's code calls gptlib.generate's own solution instead o
 """
 from __future__ import annotations
 
-import sys
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 
