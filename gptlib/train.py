@@ -592,8 +592,8 @@ class Trainer:
         if task is None and train_tokens is None:
             train_tokens, val_tokens = load_tokens(config, tokenizer)
         self.tokenizer = tokenizer
-        self.train_tokens = np.asarray(train_tokens if task is None else [], dtype=np.int64)
-        self.val_tokens = np.asarray(val_tokens if task is None else [], dtype=np.int64)
+        self.train_tokens = np.asarray(train_tokens if task is None else [])   # a uint16 memmap stays one
+        self.val_tokens = np.asarray(val_tokens if task is None else [])
         torch.manual_seed(config.seed)                                    # the same initial weights on every rank
         if model is None:
             vocab = getattr(tokenizer, "vocab_size", None) or tokenizer.n_vocab
@@ -663,7 +663,6 @@ class Trainer:
         """The micro-batch of these windows (or, with a task, these examples), on the device."""
         if self.task is not None:
             batch = self.task.batch(split, starts)
-            self.last_tokens = self.task.n_tokens(batch)
         else:
             batch = windows(self.train_tokens if split == "train" else self.val_tokens, starts,
                             self.model.config.block_size)
@@ -768,7 +767,8 @@ class Trainer:
         for k in range(cfg.grad_accum):
             first = (k * W + self.rank) * self.micro                       # this rank's share of micro-step k
             batch = self._batch("train", starts[first:first + self.micro])
-            self.step_tokens += self.last_tokens * W if self.task is not None else 0
+            if self.task is not None:
+                self.step_tokens += self.task.n_tokens(batch) * W
             last = k == cfg.grad_accum - 1
             sync = contextlib.nullcontext() if (last or not self.ddp) else self.loss_model.no_sync()
             with sync:
