@@ -951,26 +951,28 @@ def preference_pairs(plays: list, tokenizer, n: int, seed: int = 0, context_line
     out: list[tuple[str, str, str]] = []
     for _ in range(100 * n):
         if len(out) == n:
-            break
+            return out
         name, lines = rng.choice(speeches)
         k = rng.randrange(context_lines, len(lines))
         prompt, chosen = "\n".join(lines[k - context_lines:k]) + "\n", lines[k]
         others = [line for play, line in by_length.get(len(tokenizer.encode_ordinary(chosen)), []) if play != name]
         if others and len(tokenizer.encode_ordinary(prompt + chosen + "\n")) <= max_tokens + 1:
             out.append((prompt, chosen + "\n", rng.choice(others) + "\n"))
+    if len(out) < n:
+        raise ValueError(f"preference_pairs found only {len(out)} of {n} pairs in these plays (each needs a rejected "
+                         f"line of the same length from another play, and to fit max_tokens={max_tokens}): ask for "
+                         "fewer, or give more plays")
     return out
 
 
 # from chapters/06_finetuning.ipynb, cell 122
-def _encode_answer(tokenizer, prompt: str, answer: str, block_size: int) -> tuple[list[int], list[int]]:
-    """input ids and labels (-100 on the prompt) for prompt + answer, aligned as GPT.loss expects."""
+def _dpo_example(tokenizer, prompt: str, answer: str, block_size: int) -> tuple[list[int], int]:
+    """(ids, n_prompt) of prompt + answer, as collate_sft takes them; an error if the model cannot read it whole."""
     p, a = tokenizer.encode_ordinary(prompt), tokenizer.encode_ordinary(answer)
-    full = p + a
-    if len(full) - 1 > block_size:
-        raise ValueError(f"prompt + answer are {len(full) - 1} tokens, more than the model's context of "
+    if len(p) + len(a) - 1 > block_size:
+        raise ValueError(f"prompt + answer are {len(p) + len(a) - 1} tokens, more than the model's context of "
                          f"{block_size}: shorten the prompt (never cut the answer)")
-    labels = [-100] * (len(p) - 1) + a
-    return full[:-1], labels
+    return p + a, len(p)
 
 
 class DPOTask(Task):
@@ -981,21 +983,16 @@ class DPOTask(Task):
                  batch_size: int = 64):
         if beta <= 0:
             raise ValueError(f"beta={beta}: the KL weight must be > 0 (0.1 is the usual start)")
-        self.beta, self.block_size = beta, reference.config.block_size
-        self.rows = {s: [(_encode_answer(tokenizer, p, c, self.block_size),
-                          _encode_answer(tokenizer, p, r, self.block_size)) for p, c, r in pairs]
+        self.beta, self.pad_id, T = beta, tokenizer.eot_token, reference.config.block_size
+        self.rows = {s: [(_dpo_example(tokenizer, p, c, T), _dpo_example(tokenizer, p, r, T)) for p, c, r in pairs]
                      for s, pairs in (("train", train_pairs), ("val", val_pairs))}
         self.n_train, self.n_val = len(train_pairs), len(val_pairs)
         self.ref = {s: self._reference(reference, s, batch_size) for s in ("train", "val")}
 
     def _pad(self, split: str, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        seqs = [self.rows[split][i][0] for i in indices] + [self.rows[split][i][1] for i in indices]
-        T = max(len(ids) for ids, _ in seqs)
-        x = torch.zeros(len(seqs), T, dtype=torch.long)
-        y = torch.full((len(seqs), T), -100, dtype=torch.long)
-        for k, (ids, labels) in enumerate(seqs):
-            x[k, :len(ids)], y[k, :len(labels)] = torch.tensor(ids), torch.tensor(labels)
-        return x, y
+        rows = self.rows[split]
+        x, y, _ = collate_sft([rows[i][0] for i in indices] + [rows[i][1] for i in indices], self.pad_id)
+        return x, y                                                    # chosen rows first, then rejected
 
     @torch.no_grad()
     def _reference(self, model: GPT, split: str, batch_size: int) -> torch.Tensor:

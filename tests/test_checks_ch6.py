@@ -316,30 +316,31 @@ def last_squeezed(h, attention_mask):                               # drops the 
     return _last(h, attention_mask).squeeze()
 
 
-REFERENCES_classify = {"check_last_token_states": finetune.last_token_states}
+LTS = "check_last_token_states"
+REFERENCES_classify = {LTS: finetune.last_token_states}
 MUTANTS_classify = [
-    Mutant("check_last_token_states", "takes position -1 in every row", last_always_minus_one,
+    Mutant(LTS, "takes position -1 in every row", last_always_minus_one,
            hint="position -1", kind="edge"),
-    Mutant("check_last_token_states", "takes the first token", last_first_token, hint="first token", kind="edge"),
-    Mutant("check_last_token_states", "off by one: the pad after the last token", last_off_by_one,
+    Mutant(LTS, "takes the first token", last_first_token, hint="first token", kind="edge"),
+    Mutant(LTS, "off by one: the pad after the last token", last_off_by_one,
            hint="off by one", kind="edge"),
-    Mutant("check_last_token_states", "mean over all positions, pads included", last_mean_all,
+    Mutant(LTS, "mean over all positions, pads included", last_mean_all,
            hint="pads included", kind="edge"),
-    Mutant("check_last_token_states", "mean over the real tokens", last_mean_real, hint="mean pooling",
+    Mutant(LTS, "mean over the real tokens", last_mean_real, hint="mean pooling",
            kind="shortcut"),
-    Mutant("check_last_token_states", "one-hot selection built with torch.arange on the CPU", last_one_hot_on_cpu,
+    Mutant(LTS, "one-hot selection built with torch.arange on the CPU", last_one_hot_on_cpu,
            hint="build it on h.device", kind="device"),
-    Mutant("check_last_token_states", "float32 one-hot product: returns float32 for bf16 states",
+    Mutant(LTS, "float32 one-hot product: returns float32 for bf16 states",
            last_one_hot_float32, hint="keep the dtype", kind="dtype"),
-    Mutant("check_last_token_states", "picks the states of h.detach()", last_detached, hint="no gradient",
+    Mutant(LTS, "picks the states of h.detach()", last_detached, hint="no gradient",
            kind="gradient"),
-    Mutant("check_last_token_states", "zeroes the pads of h in place", last_in_place, hint="modified in place",
+    Mutant(LTS, "zeroes the pads of h in place", last_in_place, hint="modified in place",
            kind="edge"),
-    Mutant("check_last_token_states", "calls gptlib.finetune.last_token_states", last_calls_reference,
+    Mutant(LTS, "calls gptlib.finetune.last_token_states", last_calls_reference,
            hint="gptlib.finetune's last_token_states", kind="shortcut"),
-    Mutant("check_last_token_states", "first pad - 1 with gather: fails on rows without padding",
+    Mutant(LTS, "first pad - 1 with gather: fails on rows without padding",
            last_first_pad_gather, hint="no padding", kind="edge"),
-    Mutant("check_last_token_states", "squeezes the result: (C,) when B == 1", last_squeezed, hint="B = 1",
+    Mutant(LTS, "squeezes the result: (C,) when B == 1", last_squeezed, hint="B = 1",
            kind="message"),
 ]
 

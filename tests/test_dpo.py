@@ -100,3 +100,8 @@ def test_the_dpo_task_starts_at_log2_masks_prompts_and_refuses_long_examples(tok
                 reference=GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=32)))
     with pytest.raises(ValueError, match="beta=-1"):
         DPOTask(pairs[:1], pairs[1:2], tok, reference=model, beta=-1)
+
+
+def test_preference_pairs_say_when_the_plays_cannot_give_that_many(tok, plays):
+    with pytest.raises(ValueError, match="found only"):
+        preference_pairs(plays, tok, n=20, max_tokens=8)             # no prompt + answer fits in 9 tokens
