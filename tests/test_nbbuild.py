@@ -35,3 +35,20 @@ def test_an_edited_cell_loses_its_stale_outputs(tmp_path):
     nbbuild.build(py, out)
     edited = [c for c in nbrules.cells(out) if "print(P.name)" in src(c)]
     assert edited and edited[0]["outputs"] == [] and edited[0]["execution_count"] is None
+
+
+@pytest.mark.parametrize("argv", [[], ["--to-py"], ["only_one.py"], ["a", "b", "c"], ["--bogus", "x"]])
+def test_wrong_arguments_print_usage_not_a_traceback(argv, tmp_path):
+    import subprocess
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "nbbuild.py"), *argv], capture_output=True,
+                       text=True, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "usage:" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_missing_input_file_is_named(tmp_path):
+    import subprocess
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "nbbuild.py"), "nope.py", "x.ipynb"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and "no source file at nope.py" in r.stderr, r.stderr
+    assert not (tmp_path / "x.ipynb").exists()

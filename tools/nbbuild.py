@@ -85,8 +85,31 @@ def to_py(nb_path: Path) -> str:
     return "\n".join(out)
 
 
+USAGE = """usage: python tools/nbbuild.py SRC.py NOTEBOOK.ipynb    build the notebook from percent-format Python
+       python tools/nbbuild.py --to-py NOTEBOOK.ipynb     print the notebook as percent-format Python"""
+
+
+def main(argv: list[str]) -> int:
+    if argv in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
+    if len(argv) == 2 and argv[0] == "--to-py":
+        nb = Path(argv[1])
+        if not nb.is_file():
+            print(f"nbbuild: no notebook at {nb}\n{USAGE}", file=sys.stderr)
+            return 2
+        sys.stdout.write(to_py(nb))
+        return 0
+    if len(argv) == 2 and not argv[0].startswith("-"):
+        src = Path(argv[0])
+        if not src.is_file():
+            print(f"nbbuild: no source file at {src}\n{USAGE}", file=sys.stderr)
+            return 2
+        build(src, Path(argv[1]))
+        return 0
+    print(f"nbbuild: expected two arguments, got {len(argv)}\n{USAGE}", file=sys.stderr)
+    return 2
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "--to-py":
-        sys.stdout.write(to_py(Path(sys.argv[2])))
-    else:
-        build(Path(sys.argv[1]), Path(sys.argv[2]))
+    sys.exit(main(sys.argv[1:]))

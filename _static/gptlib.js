@@ -1,0 +1,42 @@
+// gptlib book: click a figure to see it at full size; search snippets from the article text only.
+(function () {
+  "use strict";
+  function zoom(img) {
+    var box = document.createElement("div");
+    box.className = "gptlib-zoom";
+    box.setAttribute("role", "dialog");
+    box.setAttribute("aria-label", "figure at full size (click or Escape to close)");
+    var big = document.createElement("img");
+    big.src = img.currentSrc || img.src;
+    big.alt = img.alt || "";
+    box.appendChild(big);
+    function close() { box.remove(); document.removeEventListener("keydown", onKey); }
+    function onKey(e) { if (e.key === "Escape") close(); }
+    box.addEventListener("click", close);
+    document.addEventListener("keydown", onKey);
+    document.body.appendChild(box);
+  }
+  document.addEventListener("click", function (e) {
+    var t = e.target;
+    if (t && t.tagName === "IMG" && t.closest("div.cell_output")) { zoom(t); }
+  });
+
+  // Sphinx's search summarises a page from its [role=main] element, which in this theme starts with the
+  // download buttons (".ipynb .pdf"); summarise from the article itself instead.
+  function articleText(htmlString, anchor) {
+    var doc = new DOMParser().parseFromString(htmlString, "text/html");
+    doc.querySelectorAll(".headerlink, script, style").forEach(function (el) { el.remove(); });
+    if (anchor) {
+      var a = doc.getElementById(anchor.replace(/^#/, ""));
+      if (a) { return a.textContent; }
+    }
+    var main = doc.querySelector("article.bd-article") || doc.querySelector('[role="main"]');
+    return main ? main.textContent : "";
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    // searchtools.js declares `const Search` (a global binding, not a property of window)
+    if (typeof Search !== "undefined" && typeof Search.htmlToText === "function") {
+      Search.htmlToText = articleText;  // eslint-disable-line no-undef
+    }
+  });
+})();
