@@ -1,9 +1,12 @@
 # gptlib course book. The two commands a new user needs: `make book` and `make test`.
 VENV    ?= .venv
+PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 NB      ?= chapters/*.ipynb
 STUDENT ?= student
+DIR     ?= chapters
+LAB_FLAGS ?=
 # Stored outputs are the CPU profile's, without progress bars: TQDM_DISABLE=1, and tqdm's one warning in a
 # kernel without ipywidgets ("IProgress not found", at `import tqdm.auto`) is filtered by its message
 # (ipywidgets is not installed on purpose: tqdm's widget bars ignore TQDM_DISABLE). Offline: the Hugging Face
@@ -14,18 +17,32 @@ OFFLINE := GPTLIB_PROFILE=cpu HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASET
            GPTLIB_OFFLINE=1 PYTHONPATH="$(CURDIR)/tools/offline$${PYTHONPATH:+:$$PYTHONPATH}"
 NBVAL   := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=1200
 
-.PHONY: book test lab export execute student clean env typecheck
+.PHONY: book test lab export execute student clean env typecheck browser-test
 
+# requirements.lock pins packages that need Python 3.11 (numpy 2.4, ipython 9, networkx 3.6): say so first.
+# The editable install's "Please be careful with folders ... same name as your package" box is setuptools'
+# general advice for every editable install (the folder *is* the package here), filtered by its message.
 env: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "gptlib needs Python >= 3.11 (requirements.lock pins numpy 2.4, ipython 9); $(PYTHON) is" \
+	       "$$($(PYTHON) --version 2>&1). Run: make PYTHON=python3.11 (or newer) $(MAKECMDGOALS)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24"
-	$(PY) -m pip install -q -r requirements.lock
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@echo "== installing requirements.lock into $(VENV): about 1 GB on CPU-only machines, several GB with" \
+	      "CUDA wheels on Linux; a few minutes the first time, seconds when pip's cache has it"
+	$(PY) -m pip install --progress-bar on -r requirements.lock
+	@echo "== installing gptlib (editable)"
+	PYTHONWARNINGS="ignore:Editable installation" \
+	  $(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# --all: Sphinx skips copying _static/ when no page changed, so an edited stylesheet would not show.
 book: $(STAMP)  ## build the HTML book into _build/html (warnings are errors)
-	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going --all
+
+browser-test: book  ## read the built book in headless Chromium (needs `chromium`; .ci/run installs it)
+	$(PY) tools/browser_test.py --html _build/html
 
 test: $(STAMP)  ## the whole test suite, every notebook re-executed and compared by nbval
 	$(OFFLINE) $(PY) -m pytest tests chapters $(NBVAL) -q -rs --durations=15
@@ -33,17 +50,22 @@ test: $(STAMP)  ## the whole test suite, every notebook re-executed and compared
 typecheck: $(STAMP)  ## mypy on gptlib (config in pyproject.toml; tests/test_typing.py runs the same)
 	$(PY) -m mypy gptlib
 
-lab: $(STAMP)  ## JupyterLab on the chapters
-	$(VENV)/bin/jupyter lab chapters/
+lab: $(STAMP)  ## JupyterLab on chapters/ (DIR=student for the student edition; LAB_FLAGS=--allow-root ...)
+	@test -d "$(DIR)" || { echo "no folder $(DIR): for the student edition run \`make student\` first" \
+	  "(or make student STUDENT=$(DIR))"; exit 1; }
+	$(VENV)/bin/jupyter lab $(LAB_FLAGS) "$(DIR)"
 
 export: $(STAMP)  ## write the notebooks' exported cells into gptlib/
 	$(PY) tools/export.py
 
+# tools/nbnormalize.py then stores each notebook as JupyterLab saves it (one stream block per print run,
+# the installed kernelspec), so the book shows one box per printed table and opening a chapter changes nothing.
 execute: $(STAMP)  ## re-run notebooks top to bottom in place (NB=chapters/02_attention.ipynb for one)
 	for nb in $(NB); do \
 	  echo "== $$nb"; \
 	  $(OFFLINE) $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; \
+	  $(PY) tools/nbnormalize.py "$$nb" || exit 1; \
 	done
 	$(PY) tools/export.py
 

@@ -388,13 +388,15 @@ SELF_TEST = {   # fixture page -> the one kind of finding it must produce (None:
 def self_test(browser: Browser, origin: str) -> list[str]:
     failures = []
     for page, kind in SELF_TEST.items():
-        findings, _ = check_page(browser, origin, FIXTURE_PREFIX + page)
+        findings, info = check_page(browser, origin, FIXTURE_PREFIX + page)
         # a page that is not the book's fetches no book-relative files, so 404s here are the fixture's point
         kinds = {f[0] for f in findings if not (kind == "broken image" and f[0] in ("failed request",
                                                                                      "console error"))}
         if kind == "foreign host":
             kinds -= {"failed request", "console error"}    # the foreign host does not resolve (offline)
         want = set() if kind is None else {kind}
+        if kind is None and not (info["formulas"] and info["hints"] and info["hiddenCells"]):
+            kinds.add("the clean page's formula, hint or hidden cell was not seen")
         status = "ok" if kinds == want else "FAIL"
         print(f"  self-test {page:28s} expects {kind or 'nothing':24s} got {sorted(kinds) or 'nothing'} {status}")
         if kinds != want:
