@@ -19,14 +19,15 @@ NBVAL   := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg 
 
 .PHONY: book test lab export execute student clean env typecheck browser-test
 
-# requirements.lock pins packages that need Python 3.11 (numpy 2.4, ipython 9, networkx 3.6): say so first.
+# requirements.lock pins packages that need Python 3.11.5 (numpy 2.4, ipython 9: 3.11; soupsieve 4.1: 3.11.5):
+# say so before anything is installed (tests/test_setup_claims.py keeps this, pyproject and README equal).
 # The editable install's "Please be careful with folders ... same name as your package" box is setuptools'
 # general advice for every editable install (the folder *is* the package here), filtered by its message.
 env: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
-	  echo "gptlib needs Python >= 3.11 (requirements.lock pins numpy 2.4, ipython 9); $(PYTHON) is" \
-	       "$$($(PYTHON) --version 2>&1). Run: make PYTHON=python3.11 (or newer) $(MAKECMDGOALS)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11, 5))' || { \
+	  echo "gptlib needs Python >= 3.11.5 (requirements.lock pins numpy 2.4, ipython 9, soupsieve 4.1); $(PYTHON) is" \
+	       "$$($(PYTHON) --version 2>&1). Run: make PYTHON=python3.12 (or another >= 3.11.5) $(MAKECMDGOALS)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24"
 	@echo "== installing requirements.lock into $(VENV): about 1 GB on CPU-only machines, several GB with" \

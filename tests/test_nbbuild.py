@@ -37,11 +37,11 @@ def test_an_edited_cell_loses_its_stale_outputs(tmp_path):
     assert edited and edited[0]["outputs"] == [] and edited[0]["execution_count"] is None
 
 
-@pytest.mark.parametrize("argv", [[], ["--to-py"], ["only_one.py"], ["a", "b", "c"], ["--bogus", "x"]])
+@pytest.mark.parametrize("argv", [[], ["--to-py"], ["one.py"], ["a", "b", "c"], ["--bogus", "x"]])
 def test_wrong_arguments_print_usage_not_a_traceback(argv, tmp_path):
     import subprocess
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "nbbuild.py"), *argv], capture_output=True,
-                       text=True, cwd=tmp_path)
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "nbbuild.py"), *argv],
+                       capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     assert "usage:" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
@@ -52,3 +52,15 @@ def test_a_missing_input_file_is_named(tmp_path):
                        capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2 and "no source file at nope.py" in r.stderr, r.stderr
     assert not (tmp_path / "x.ipynb").exists()
+
+
+def test_unchanged_cells_keep_their_ids_and_new_ones_get_unused_ids(tmp_path):
+    nb = ROOT / "chapters" / "00_setup.ipynb"
+    py = tmp_path / "nb.py"
+    py.write_text(nbbuild.to_py(nb) + "\n# %%\nprint('a new cell')\n")
+    out = tmp_path / nb.name
+    shutil.copy(nb, out)
+    nbbuild.build(py, out)
+    before, after = nbrules.cells(nb), nbrules.cells(out)
+    assert [c["id"] for c in after[:-1]] == [c["id"] for c in before]
+    assert after[-1]["id"] not in {c["id"] for c in before}

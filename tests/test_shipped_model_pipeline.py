@@ -1,10 +1,12 @@
 """The shipped model's documented transformers call works as written, with no generation arguments.
 
 `pipeline("text-generation", model="data/models/shakespeare-4x256")("ROMEO:\\n")` once crashed with
-`IndexError: index out of range`: the pipeline's default length (256 new tokens) ran past the model's 128
-positions because nothing in the folder said where it ends. `generation_config.json` (max_length = n_positions)
-and `tokenizer_config.json`'s `model_max_length` now do; these tests make the plain call, offline.
+`IndexError: index out of range`: the pipeline's default length (256 new tokens) ran past the
+model's 128 positions because nothing in the folder said where it ends. `generation_config.json`
+(max_length = n_positions) and `tokenizer_config.json`'s `model_max_length` now do; these tests make
+the plain call, offline.
 """
+
 import json
 
 import pytest
@@ -29,12 +31,14 @@ def test_the_folder_says_where_the_context_ends():
     gen = json.loads((SHIPPED / "generation_config.json").read_text())
     tok = json.loads((SHIPPED / "tokenizer_config.json").read_text())
     assert gen["max_length"] == n_positions() == tok["model_max_length"]
-    assert "max_new_tokens" not in gen, "max_new_tokens would let a long prompt run past the context"
+    assert "max_new_tokens" not in gen, (
+        "max_new_tokens would let a long prompt run past the context"
+    )
 
 
 def test_the_documented_call_without_arguments_stays_inside_the_context(generator):
     out = generator("ROMEO:\n")[0]["generated_text"]
-    assert out.startswith("ROMEO:\n") and len(out) > len("ROMEO:\n") + 20   # it did generate
+    assert out.startswith("ROMEO:\n") and len(out) > len("ROMEO:\n") + 20  # it did generate
     n = len(generator.tokenizer(out)["input_ids"])
     assert n <= n_positions(), f"{n} tokens from a model with {n_positions()} positions"
 

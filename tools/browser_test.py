@@ -1,31 +1,33 @@
-"""Read the built book in a real browser (headless Chromium over the DevTools protocol) and fail on what a
-reader would see broken.
+"""Read the built book in a real browser (headless Chromium over the DevTools protocol) and fail on
+what a reader would see broken.
 
-    python tools/browser_test.py                      # self-test on tools/browser_fixtures, then _build/html
-    python tools/browser_test.py --self-test-only     # only prove that every detector fires
+    python tools/browser_test.py                   # the self-test (fixture pages), then the book
+    python tools/browser_test.py --self-test-only  # only prove that every detector fires
     python tools/browser_test.py --book-only --html _build/html
 
 On every page of the book, after MathJax has typeset the math, it fails on:
-  raw TeX           TeX left as text (`\\frac`, `\\(`, `$x$`, ...) outside code, i.e. math MathJax never saw
+  raw TeX           TeX left as text (`\\frac`, `\\(`, `$x$`, ...) outside code: math never typeset
   MathJax error     a formula MathJax could not typeset (`mjx-merror`)
   broken image      an <img> that did not load
-  console error     console.error, an uncaught exception, or a browser error log entry (404s included)
-  foreign host      any request (script, CSS, font, image, fetch) to a host other than the local server
+  console error     console.error, an uncaught exception, a browser error log entry (404s included)
+  foreign host      any request (script, CSS, font, image, fetch) to a host but the local server
   failed request    a request that failed or answered >= 400
   doubled number    a heading or navigation entry numbered twice ("5.3.3. 3.3 Gradient clipping")
-  split output      consecutive printed-output blocks of one cell (one print table cut into boxes)
+  split output      consecutive printed-output blocks of one cell (one table cut into boxes)
   two search boxes  more than one visible search field or button
-and on each page with exercises it clicks every hint and every solution cell and fails when one does not open.
-Finally it searches the book for a word and fails without results or with snippets that start with the page's
-buttons ("....pdf"). It also reports (without failing) code and output lines that scroll horizontally and
-figures shown below 75 % of their size at a 1280 px wide window.
+and on each page with exercises it clicks every hint and every solution cell and fails when one does
+not open. Finally it searches the book for a word and fails without results or with snippets that
+start with the page's buttons ("....pdf"). It also reports (without failing) code and output lines
+that scroll horizontally and figures shown below 75 % of their size at a 1280 px wide window.
 
-The self-test loads one small page per defect from tools/browser_fixtures/ (and a clean page) and fails
-unless each detector reports exactly its defect: the detectors are shown able to fail.
+The self-test loads one small page per defect from tools/browser_fixtures/ (and a clean page) and
+fails unless each detector reports exactly its defect: the detectors are shown able to fail.
 
-Needs a Chromium (`chromium` from Debian; `--chromium PATH` or $CHROMIUM otherwise) and websocket-client
-(pinned in requirements.lock). Offline: the browser resolves no host but 127.0.0.1 and 'localhost'.
+Needs a Chromium (`chromium` from Debian; `--chromium PATH` or $CHROMIUM otherwise) and
+websocket-client (pinned in requirements.lock). Offline: the browser resolves no host but 127.0.0.1
+and 'localhost'.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +52,8 @@ FIXTURES = Path(__file__).resolve().parent / "browser_fixtures"
 FIXTURE_PREFIX = "/__fixtures__/"
 WIDTH, HEIGHT = 1280, 900
 
-# ---------------------------------------------------------------------------------------------------------
-# The checks that run inside the page. They return {"findings": [[kind, detail], ...], "info": {...}}.
+# --------------------------------------------------------------------------------------------------
+# The checks that run inside the page: {"findings": [[kind, detail], ...], "info": {...}}.
 PAGE_CHECKS = r"""
 (async () => {
   const findings = [];
@@ -72,8 +74,9 @@ PAGE_CHECKS = r"""
 
   // 2. Raw TeX: text outside code that still reads like TeX.
   const TEX = new RegExp([
-    String.raw`\\(?:frac|begin|end|mathrm|mathbf|mathcal|mathbb|operatorname|sum|prod|sqrt|left|right|cdot|`
-      + String.raw`times|text|softmax|top|alpha|beta|gamma|theta|sigma|mu|lambda|epsilon|le|ge|approx|log|exp)`
+    String.raw`\\(?:frac|begin|end|mathrm|mathbf|mathcal|mathbb|operatorname|sum|prod|sqrt|`
+      + String.raw`left|right|cdot|times|text|softmax|top|alpha|beta|gamma|theta|sigma|mu|`
+      + String.raw`lambda|epsilon|le|ge|approx|log|exp)`
       + String.raw`(?![A-Za-z])`,
     String.raw`\\[()\[\]]`, String.raw`\$\$`,
     String.raw`(?:^|[\s(])\$[^$\s](?:[^$]*[^$\s\\])?\$(?=$|[\s.,;:)])`,
@@ -107,14 +110,16 @@ PAGE_CHECKS = r"""
   // 4. Doubled section numbers in headings and navigation ("5.3.3. 3.3 Gradient clipping").
   const DOUBLE = /^\s*\d+(?:\.\d+)*\.\s+\d+(?:\.\d+)*\.?\s+\S/;
   const seen = new Set();
-  document.querySelectorAll("h1, h2, h3, h4, h5, h6, nav a, .toctree-wrapper a, .toc-entry a").forEach((h) => {
+  const numbered = "h1, h2, h3, h4, h5, h6, nav a, .toctree-wrapper a, .toc-entry a";
+  document.querySelectorAll(numbered).forEach((h) => {
     const t = h.textContent.replace(/\s+/g, " ").replace(/[#¶]\s*$/, "").trim();
     if (DOUBLE.test(t) && !seen.has(t)) { seen.add(t); add("doubled number", t); }
   });
 
-  // 5. Split output: consecutive printed-output blocks of one cell (myst-nb: div.output.stream|stderr).
+  // 5. Split output: consecutive printed-output blocks of one cell (div.output.stream|stderr).
   const streamKind = (el) => !el || !el.classList.contains("output") ? null
-      : el.classList.contains("stream") ? "stdout" : el.classList.contains("stderr") ? "stderr" : null;
+      : el.classList.contains("stream") ? "stdout"
+      : el.classList.contains("stderr") ? "stderr" : null;
   document.querySelectorAll(".cell_output").forEach((co) => {
     const kids = [...co.children];
     for (let i = 1; i < kids.length; i++) {
@@ -132,17 +137,25 @@ PAGE_CHECKS = r"""
       .filter((el) => visible(el) && !el.closest(".search-button__wrapper:not(.show)")
                       && !el.parentElement.closest("form.bd-search, .search-button-field"));
   info.searchBoxes = boxes.length;
-  if (boxes.length > 1) add("two search boxes", boxes.map((b) => b.className || b.tagName).join(" + "));
+  if (boxes.length > 1) {
+    add("two search boxes", boxes.map((b) => b.className || b.tagName).join(" + "));
+  }
 
   // 7. Exercises: every hint and every solution cell opens when clicked.
   const hints = [...document.querySelectorAll(".admonition.dropdown, details.dropdown")];
   info.hints = hints.length;
   for (const h of hints) {
-    const title = (h.querySelector(".admonition-title, summary") || h).textContent.trim().slice(0, 40);
-    const body = [...h.children].filter((c) => !c.matches(".admonition-title, summary, button, .toggle-button"));
+    const head = h.querySelector(".admonition-title, summary") || h;
+    const title = head.textContent.trim().slice(0, 40);
+    const notBody = ".admonition-title, summary, button, .toggle-button";
+    const body = [...h.children].filter((c) => !c.matches(notBody));
     const trigger = h.querySelector("button.toggle-button, .admonition-title, summary");
-    if (!trigger || body.length === 0) { add("hint does not open", title + ": nothing to click"); continue; }
-    if (body.some(visible)) { add("hint does not open", title + ": not collapsed to begin with"); continue; }
+    if (!trigger || body.length === 0) {
+      add("hint does not open", title + ": nothing to click"); continue;
+    }
+    if (body.some(visible)) {
+      add("hint does not open", title + ": not collapsed to begin with"); continue;
+    }
     trigger.scrollIntoView(); trigger.click();
     await sleep(350);
     if (!body.some(visible)) add("hint does not open", title);
@@ -152,15 +165,20 @@ PAGE_CHECKS = r"""
   for (const s of sols) {
     const summary = s.querySelector("details > summary");
     const code = s.querySelector(".cell_input pre, pre");
-    if (!summary || !code) { add("solution does not open", "no toggle in a hide-input cell"); continue; }
+    if (!summary || !code) {
+      add("solution does not open", "no toggle in a hide-input cell"); continue;
+    }
     summary.scrollIntoView(); summary.click();
     await sleep(50);
-    if (!summary.parentElement.open || !visible(code)) add("solution does not open", summary.textContent.trim());
+    if (!summary.parentElement.open || !visible(code)) {
+      add("solution does not open", summary.textContent.trim());
+    }
   }
   window.scrollTo(0, 0);
 
   // Reported, not failed: horizontal scrolling and shrunk figures at this width.
-  const scrolls = (sel) => [...document.querySelectorAll(sel)].filter((p) => p.scrollWidth > p.clientWidth + 1);
+  const scrolls = (sel) => [...document.querySelectorAll(sel)]
+      .filter((p) => p.scrollWidth > p.clientWidth + 1);
   info.codeBlocks = document.querySelectorAll(".cell_input pre").length;
   info.codeScrolling = scrolls(".cell_input pre").length;
   info.outputBlocks = document.querySelectorAll(".cell_output pre").length;
@@ -183,21 +201,23 @@ SEARCH_CHECK = r"""
   }
   await sleep(300);   // snippets are filled in as each page is fetched
   const items = [...document.querySelectorAll("#search-results ul.search > li")];
-  const snippets = items.map((li) => (li.querySelector("p.context") || {textContent: ""}).textContent.trim());
+  const context = (li) => li.querySelector("p.context") || {textContent: ""};
+  const snippets = items.map((li) => context(li).textContent.trim());
+  const summary = document.querySelector("#search-results .search-summary");
   return {results: items.length, snippets: snippets.slice(0, 50),
-          summary: (document.querySelector("#search-results .search-summary") || {}).textContent || ""};
+          summary: summary ? summary.textContent : ""};
 })()
 """
 
 
-# ---------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     """Serves the book, and tools/browser_fixtures under /__fixtures__/."""
 
     def translate_path(self, path: str) -> str:
         clean = urllib.parse.unquote(urllib.parse.urlsplit(path).path)
         if clean.startswith(FIXTURE_PREFIX):
-            return str(FIXTURES / clean[len(FIXTURE_PREFIX):])
+            return str(FIXTURES / clean[len(FIXTURE_PREFIX) :])
         return super().translate_path(path)
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
@@ -212,11 +232,20 @@ def serve(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 
 def find_chromium(explicit: str | None) -> str:
-    for name in [explicit, os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"]:
+    for name in [
+        explicit,
+        os.environ.get("CHROMIUM"),
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+    ]:
         if name and shutil.which(name):
             return shutil.which(name)  # type: ignore[return-value]
-    sys.exit("browser_test: no Chromium found. Install it (Debian: `apt-get install -y chromium`) or pass "
-             "--chromium PATH; the browser test is run by `make browser-test` and .ci/run, not `make test`.")
+    sys.exit(
+        "browser_test: no Chromium found. Install it (Debian: `apt-get install -y chromium`) "
+        "or pass --chromium PATH; the browser test is run by `make browser-test` and .ci/run, "
+        "not by `make test`."
+    )
 
 
 class Browser:
@@ -224,32 +253,58 @@ class Browser:
 
     def __init__(self, chromium: str, timeout: float = 60.0):
         self.profile = tempfile.mkdtemp(prefix="gptlib-chromium-")
-        args = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-sync",
-                "--disable-background-networking", "--disable-component-update", "--mute-audio",
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
-                f"--window-size={WIDTH},{HEIGHT}", "--remote-debugging-port=0",
-                f"--user-data-dir={self.profile}", "about:blank"]
+        args = [
+            chromium,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--disable-sync",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--mute-audio",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+            f"--window-size={WIDTH},{HEIGHT}",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={self.profile}",
+            "about:blank",
+        ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         port_file = Path(self.profile) / "DevToolsActivePort"
         deadline = time.time() + timeout
         while not (port_file.exists() and len(port_file.read_text().split("\n")) >= 2):
             if self.proc.poll() is not None or time.time() > deadline:
-                err = self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.stderr else ""
+                err = (
+                    self.proc.stderr.read().decode(errors="replace")[-2000:]
+                    if self.proc.stderr
+                    else ""
+                )
                 self.close()
                 raise RuntimeError(f"Chromium did not start ({chromium}):\n{err}")
             time.sleep(0.05)
         port, path = port_file.read_text().split("\n")[:2]
-        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}{path}", timeout=timeout,
-                                              suppress_origin=True)
+        self.ws = websocket.create_connection(
+            f"ws://127.0.0.1:{port}{path}", timeout=timeout, suppress_origin=True
+        )
         self.next_id = 0
         self.events: list[dict] = []
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)[
+            "sessionId"
+        ]
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.call(f"{domain}.enable", session=True)
-        self.call("Emulation.setDeviceMetricsOverride", session=True, width=WIDTH, height=HEIGHT,
-                  deviceScaleFactor=1, mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            session=True,
+            width=WIDTH,
+            height=HEIGHT,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
 
     def call(self, method: str, session: bool = False, **params) -> dict:
         self.next_id += 1
@@ -288,8 +343,14 @@ class Browser:
         self.pump(30, until="Page.loadEventFired")
 
     def evaluate(self, js: str) -> dict:
-        r = self.call("Runtime.evaluate", session=True, expression=js, awaitPromise=True,
-                      returnByValue=True, timeout=90000)
+        r = self.call(
+            "Runtime.evaluate",
+            session=True,
+            expression=js,
+            awaitPromise=True,
+            returnByValue=True,
+            timeout=90000,
+        )
         if "exceptionDetails" in r:
             raise RuntimeError(f"page check raised: {r['exceptionDetails']}")
         return r["result"]["value"]
@@ -312,7 +373,7 @@ class Browser:
 
 
 def event_findings(events: list[dict], origin: str) -> list[list[str]]:
-    """Console errors, uncaught exceptions, foreign hosts and failed requests, from the page's events."""
+    """Console errors, uncaught exceptions, foreign hosts and failed requests from page events."""
     out: list[list[str]] = []
     host = urllib.parse.urlsplit(origin).netloc
     urls: dict[str, str] = {}
@@ -321,14 +382,26 @@ def event_findings(events: list[dict], origin: str) -> list[list[str]]:
         if m == "Runtime.exceptionThrown":
             d = p["exceptionDetails"]
             text = (d.get("exception") or {}).get("description") or d.get("text", "")
-            out.append(["console error", f"uncaught: {text.splitlines()[0] if text else ''} "
-                                         f"({d.get('url', '')}:{d.get('lineNumber', '')})"])
+            out.append(
+                [
+                    "console error",
+                    f"uncaught: {text.splitlines()[0] if text else ''} "
+                    f"({d.get('url', '')}:{d.get('lineNumber', '')})",
+                ]
+            )
         elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-            args = " ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", []))
+            args = " ".join(
+                str(a.get("value", a.get("description", ""))) for a in p.get("args", [])
+            )
             out.append(["console error", f"console.{p['type']}: {args}"])
         elif m == "Log.entryAdded" and p["entry"].get("level") == "error":
             entry = p["entry"]
-            out.append(["console error", f"{entry.get('source')}: {entry.get('text')} {entry.get('url', '')}"])
+            out.append(
+                [
+                    "console error",
+                    f"{entry.get('source')}: {entry.get('text')} {entry.get('url', '')}",
+                ]
+            )
         elif m == "Network.requestWillBeSent":
             url = p["request"]["url"]
             urls[p["requestId"]] = url
@@ -345,7 +418,7 @@ def event_findings(events: list[dict], origin: str) -> list[list[str]]:
 def check_page(browser: Browser, origin: str, path: str) -> tuple[list[list[str]], dict]:
     browser.open(origin + path)
     result = browser.evaluate(PAGE_CHECKS)
-    browser.pump(0.3)                 # late console messages
+    browser.pump(0.3)  # late console messages
     findings = result["findings"] + event_findings(browser.events, origin)
     unique: list[list[str]] = []
     for f in findings:
@@ -357,8 +430,11 @@ def check_page(browser: Browser, origin: str, path: str) -> tuple[list[list[str]
 def check_search(browser: Browser, origin: str, word: str) -> tuple[list[list[str]], dict]:
     browser.open(f"{origin}/search.html?q={urllib.parse.quote(word)}")
     r = browser.evaluate(SEARCH_CHECK)
-    findings = [f for f in event_findings(browser.events, origin) if f[0] != "failed request"
-                or "searchindex" in f[1] or "/_static/" in f[1]]
+    findings = [
+        f
+        for f in event_findings(browser.events, origin)
+        if f[0] != "failed request" or "searchindex" in f[1] or "/_static/" in f[1]
+    ]
     if r["results"] == 0:
         findings.append(["search finds nothing", f"{word!r}: {r['summary'].strip()[:100]}"])
     for s in r["snippets"]:
@@ -368,8 +444,9 @@ def check_search(browser: Browser, origin: str, word: str) -> tuple[list[list[st
     return findings, {"results": r["results"]}
 
 
-# ---------------------------------------------------------------------------------------------------------
-SELF_TEST = {   # fixture page -> the one kind of finding it must produce (None: a clean page, no finding)
+# --------------------------------------------------------------------------------------------------
+# fixture page -> the one kind of finding it must produce (None: a clean page, no finding at all)
+SELF_TEST = {
     "clean.html": None,
     "raw_tex.html": "raw TeX",
     "mathjax_error.html": "MathJax error",
@@ -389,45 +466,68 @@ def self_test(browser: Browser, origin: str) -> list[str]:
     failures = []
     for page, kind in SELF_TEST.items():
         findings, info = check_page(browser, origin, FIXTURE_PREFIX + page)
-        # a page that is not the book's fetches no book-relative files, so 404s here are the fixture's point
-        kinds = {f[0] for f in findings if not (kind == "broken image" and f[0] in ("failed request",
-                                                                                     "console error"))}
+        # the broken image's 404 is also a failed request and a console error: that is its point
+        kinds = {
+            f[0]
+            for f in findings
+            if not (kind == "broken image" and f[0] in ("failed request", "console error"))
+        }
         if kind == "foreign host":
-            kinds -= {"failed request", "console error"}    # the foreign host does not resolve (offline)
+            kinds -= {
+                "failed request",
+                "console error",
+            }  # the foreign host does not resolve (offline)
         want = set() if kind is None else {kind}
         if kind is None and not (info["formulas"] and info["hints"] and info["hiddenCells"]):
             kinds.add("the clean page's formula, hint or hidden cell was not seen")
         status = "ok" if kinds == want else "FAIL"
-        print(f"  self-test {page:28s} expects {kind or 'nothing':24s} got {sorted(kinds) or 'nothing'} {status}")
+        print(
+            f"  self-test {page:28s} expects {kind or 'nothing':24s} "
+            f"got {sorted(kinds) or 'nothing'} {status}"
+        )
         if kinds != want:
             failures.append(f"{page}: expected {want or 'no finding'}, got {findings}")
     findings, info = check_search(browser, origin, "zzqxjvnotaword")
     got_nothing = any(f[0] == "search finds nothing" for f in findings)
-    print(f"  self-test search for a word not in the book reports 'search finds nothing': "
-          f"{'ok' if got_nothing else 'FAIL'}")
+    print(
+        f"  self-test search for a word not in the book reports 'search finds nothing': "
+        f"{'ok' if got_nothing else 'FAIL'}"
+    )
     if not got_nothing:
-        failures.append(f"search for a missing word: expected 'search finds nothing', got {findings} {info}")
+        failures.append(
+            f"search for a missing word: expected 'search finds nothing', got {findings} {info}"
+        )
     return failures
 
 
 def book_pages(html: Path) -> list[str]:
     skip = {"search.html", "genindex.html"}
-    return sorted("/" + p.relative_to(html).as_posix() for p in html.rglob("*.html")
-                  if not p.relative_to(html).parts[0].startswith(("_", ".")) and p.name not in skip)
+    return sorted(
+        "/" + p.relative_to(html).as_posix()
+        for p in html.rglob("*.html")
+        if not p.relative_to(html).parts[0].startswith(("_", ".")) and p.name not in skip
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--html", type=Path, default=ROOT / "_build" / "html", help="the built book")
-    ap.add_argument("--chromium", help="the Chromium binary (default: chromium on PATH, or $CHROMIUM)")
+    ap.add_argument(
+        "--chromium", help="the Chromium binary (default: chromium on PATH, or $CHROMIUM)"
+    )
     ap.add_argument("--search-word", default="attention", help="a word the book's search must find")
     ap.add_argument("--self-test-only", action="store_true", help="only prove each detector fires")
     ap.add_argument("--book-only", action="store_true", help="skip the self-test")
-    ap.add_argument("--screenshots", type=Path, help="write a screenshot of each page into this folder")
+    ap.add_argument(
+        "--screenshots", type=Path, help="write a screenshot of each page into this folder"
+    )
     args = ap.parse_args(argv)
     if not args.self_test_only and not (args.html / "index.html").exists():
-        print(f"browser_test: no built book at {args.html} (run `make book` first)", file=sys.stderr)
+        print(
+            f"browser_test: no built book at {args.html} (run `make book` first)", file=sys.stderr
+        )
         return 2
     t0 = time.time()
     server, origin = serve(args.html if args.html.exists() else FIXTURES)
@@ -444,18 +544,28 @@ def main(argv: list[str] | None = None) -> int:
                 findings, info = check_page(browser, origin, path)
                 if args.screenshots:
                     args.screenshots.mkdir(parents=True, exist_ok=True)
-                    browser.screenshot(args.screenshots / (path.strip("/").replace("/", "_") + ".png"))
-                extra = (f"{info['formulas']} formulas, {info['hints']} hints, {info['hiddenCells']} hidden "
-                         f"cells; code lines scrolling {info['codeScrolling']}/{info['codeBlocks']}, outputs "
-                         f"{info['outputScrolling']}/{info['outputBlocks']}, figures below 75 %: "
-                         f"{info['figuresShrunk'] or 'none'}/{info['figures']}")
-                print(f"  {path:40s} {'ok' if not findings else 'FAIL'} ({time.time() - t:.1f} s; {extra})")
+                    browser.screenshot(
+                        args.screenshots / (path.strip("/").replace("/", "_") + ".png")
+                    )
+                extra = (
+                    f"{info['formulas']} formulas, {info['hints']} hints, "
+                    f"{info['hiddenCells']} hidden cells; code lines scrolling "
+                    f"{info['codeScrolling']}/{info['codeBlocks']}, outputs "
+                    f"{info['outputScrolling']}/{info['outputBlocks']}, figures below 75 %: "
+                    f"{info['figuresShrunk'] or 'none'}/{info['figures']}"
+                )
+                print(
+                    f"  {path:40s} {'ok' if not findings else 'FAIL'} "
+                    f"({time.time() - t:.1f} s; {extra})"
+                )
                 for kind, detail in findings:
                     print(f"      {kind}: {detail}")
                     failures.append(f"{path}: {kind}: {detail}")
             findings, info = check_search(browser, origin, args.search_word)
-            print(f"  search for {args.search_word!r}: {info['results']} results "
-                  f"{'ok' if not findings else 'FAIL'}")
+            print(
+                f"  search for {args.search_word!r}: {info['results']} results "
+                f"{'ok' if not findings else 'FAIL'}"
+            )
             failures += [f"search: {k}: {d}" for k, d in findings]
     finally:
         browser.close()

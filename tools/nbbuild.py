@@ -1,12 +1,12 @@
 """Author notebooks as plain Python (for diffs and review), then build the .ipynb from it.
 
     python tools/nbbuild.py SRC.py chapters/NN_name.ipynb      # percent-format Python -> notebook
-    python tools/nbbuild.py --to-py chapters/NN_name.ipynb     # notebook -> percent-format Python (stdout)
+    python tools/nbbuild.py --to-py chapters/NN_name.ipynb     # notebook -> percent Python, stdout
 
-SRC.py is a sequence of cells separated by lines `# %% [markdown]` / `# %%` (optionally `tags=[...]`),
-the "percent" format editors understand. Markdown cells are written as comment lines (`# ` removed).
-Existing outputs of a cell with identical source are kept, so re-building after a text edit does not
-force a re-run; `make execute NB=...` refreshes them.
+SRC.py is a sequence of cells separated by lines `# %% [markdown]` / `# %%` (optionally
+`tags=[...]`), the "percent" format editors understand. Markdown cells are written as comment lines
+(`# ` removed). Existing outputs of a cell with identical source are kept, so re-building after a
+text edit does not force a re-run; `make execute NB=...` refreshes them.
 """
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ def parse(text: str) -> list[nbformat.NotebookNode]:
             return
         src = "\n".join(cur).strip("\n")
         if kind == "markdown":
-            src = "\n".join(l[2:] if l.startswith("# ") else l[1:] if l.startswith("#") else l
-                            for l in src.split("\n"))
+            src = "\n".join(ln[2:] if ln.startswith("# ") else ln[1:] if ln.startswith("#") else ln
+                            for ln in src.split("\n"))
             cell = nbformat.v4.new_markdown_cell(src)
         else:
             cell = nbformat.v4.new_code_cell(src)
@@ -56,16 +56,30 @@ def parse(text: str) -> list[nbformat.NotebookNode]:
 
 def build(src: Path, dst: Path) -> None:
     cells = parse(src.read_text(encoding="utf-8"))
-    old, metadata = {}, {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                         "language_info": {"name": "python"}}
+    # a new notebook gets the kernelspec JupyterLab writes (tools/nbnormalize.py)
+    kernelspec = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    old, metadata = {}, {"kernelspec": kernelspec, "language_info": {"name": "python"}}
+    old_ids: dict[tuple[str, str], list[str]] = {}
     if dst.exists():
         previous = json.loads(dst.read_text(encoding="utf-8"))
         metadata = previous.get("metadata") or metadata      # keep what the last run recorded
         for _, c in nbrules.code_cells(previous):
             old[nbrules.source(c)] = (c.get("outputs", []), c.get("execution_count"))
-    for c in cells:
+        for c in previous.get("cells", []):                  # an unchanged cell keeps its id
+            if c.get("id"):
+                old_ids.setdefault((c["cell_type"], nbrules.source(c)), []).append(c["id"])
+    taken = {i for ids in old_ids.values() for i in ids}     # a new cell's id must not clash
+    for n, c in enumerate(cells):
+        ids = old_ids.get((c.cell_type, c.source))
+        if ids:
+            c.id = ids.pop(0)
+        elif c.id in taken:                                  # a new or edited cell: a fresh id
+            free = (f"cell-{k}" for k in range(n, n + len(taken) + 1))
+            c.id = next(i for i in free if i not in taken)
+        taken.add(c.id)
         if c.cell_type == "code" and c.source in old:
-            c.outputs, c.execution_count = [nbformat.from_dict(o) for o in old[c.source][0]], old[c.source][1]
+            outputs, count = old[c.source]
+            c.outputs, c.execution_count = [nbformat.from_dict(o) for o in outputs], count
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata = nbformat.from_dict(metadata)
     nbformat.write(nb, str(dst))
@@ -80,13 +94,13 @@ def to_py(nb_path: Path) -> str:
         if tags:
             head += " tags=[" + ", ".join(f'"{t}"' for t in tags) + "]"
         if c["cell_type"] == "markdown":
-            src = "\n".join(("# " + l) if l else "#" for l in src.split("\n"))
+            src = "\n".join(("# " + ln) if ln else "#" for ln in src.split("\n"))
         out.append(head + "\n" + src + "\n")
     return "\n".join(out)
 
 
-USAGE = """usage: python tools/nbbuild.py SRC.py NOTEBOOK.ipynb    build the notebook from percent-format Python
-       python tools/nbbuild.py --to-py NOTEBOOK.ipynb     print the notebook as percent-format Python"""
+USAGE = """usage: python tools/nbbuild.py SRC.py NOTEBOOK.ipynb   build a notebook from percent Python
+       python tools/nbbuild.py --to-py NOTEBOOK.ipynb    print a notebook as percent Python"""
 
 
 def main(argv: list[str]) -> int:

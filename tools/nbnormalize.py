@@ -1,20 +1,24 @@
-"""Store executed notebooks the way JupyterLab would save them, so that opening one in Lab changes nothing.
+"""Store executed notebooks the way JupyterLab saves them, so that opening one in Lab changes nothing.
 
-    python tools/nbnormalize.py chapters/02_attention.ipynb ...   # normalise in place (`make execute` runs it)
-    python tools/nbnormalize.py --check chapters/*.ipynb          # exit 1 and name each notebook that differs
+    python tools/nbnormalize.py chapters/02_attention.ipynb ...  # in place (`make execute` runs it)
+    python tools/nbnormalize.py --check chapters/*.ipynb         # exit 1 naming each that differs
 
 Two differences between a notebook executed by nbconvert and the same notebook saved by JupyterLab:
 
-* **Streams.** A cell that prints several times gets one stream output per flush from the kernel; nbconvert
-  stores each, so the book showed one printed table as several boxes, and Lab (which merges consecutive
-  streams of one name when it loads a notebook) rewrote the file at its first autosave. Consecutive stream
-  outputs of the same name (stdout, stderr) are merged into one; a stream after an image or a value stays apart.
-* **Kernelspec.** nbconvert keeps the kernelspec the notebook had; Lab writes the running kernel's spec
-  (`display_name` "Python 3 (ipykernel)"). The installed kernelspec of the notebook's kernel is written.
+* **Streams.** A cell that prints several times gets one stream output per flush from the kernel;
+  nbconvert stores each, so the book showed one printed table as several boxes, and Lab (which
+  merges consecutive streams of one name when it loads a notebook) rewrote the file at its first
+  autosave. Consecutive stream outputs of the same name (stdout, stderr) are merged into one; a
+  stream after an image or a value stays apart.
+* **Kernelspec.** nbconvert keeps the kernelspec the notebook had; Lab writes the running kernel's
+  spec (`display_name` "Python 3 (ipykernel)"). The installed kernelspec of the notebook's kernel is
+  written.
 
 `language_info` needs nothing: nbconvert and Lab both copy it from the kernel's own description.
-Outputs' text is not otherwise changed, so nbval's comparison (which merges streams itself) is unaffected.
+Outputs' text is not otherwise changed, so nbval's comparison (which merges streams itself) is
+unaffected.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +33,12 @@ def merge_streams(outputs: list) -> list:
     merged: list = []
     for out in outputs:
         last = merged[-1] if merged else None
-        if (last is not None and out.get("output_type") == "stream" and last.get("output_type") == "stream"
-                and out.get("name") == last.get("name")):
+        if (
+            last is not None
+            and out.get("output_type") == "stream"
+            and last.get("output_type") == "stream"
+            and out.get("name") == last.get("name")
+        ):
             last["text"] = _text(last) + _text(out)
         else:
             merged.append(out)
@@ -43,7 +51,7 @@ def _text(out) -> str:
 
 
 def lab_kernelspec(name: str) -> dict | None:
-    """The kernelspec Lab writes for kernel `name`, from the installed spec (None if it is not installed)."""
+    """The kernelspec Lab writes for kernel `name`: the installed spec (None if not installed)."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
@@ -67,7 +75,9 @@ def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("notebooks", nargs="+", type=Path)
-    ap.add_argument("--check", action="store_true", help="change nothing; exit 1 if a notebook would change")
+    ap.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if a notebook would change"
+    )
     args = ap.parse_args(argv)
     differ = []
     for path in args.notebooks:
@@ -81,8 +91,11 @@ def main(argv: list[str] | None = None) -> int:
             if not args.check:
                 path.write_text(after, encoding="utf-8")
     if args.check and differ:
-        print("not stored as `make execute` leaves them (split streams or kernelspec); run "
-              "`python tools/nbnormalize.py` on: " + " ".join(map(str, differ)), file=sys.stderr)
+        print(
+            "not stored as `make execute` leaves them (split streams or kernelspec); run "
+            "`python tools/nbnormalize.py` on: " + " ".join(map(str, differ)),
+            file=sys.stderr,
+        )
         return 1
     return 0
 

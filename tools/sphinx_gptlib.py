@@ -1,17 +1,19 @@
 """A small Sphinx extension for the gptlib book (loaded through _config.yml's `local_extensions`).
 
-The book has no live-code (Thebe) button: its notebooks run in JupyterLab or from the command line. Yet
-jupyter-book always loads sphinx-thebe, whose configuration script is added to every page twice (a page then
-fails with "Identifier 'THEBE_JS_URL' has already been declared") and names a script on unpkg.com. This
-extension removes sphinx-thebe's scripts from each page, and any script added twice.
+The book has no live-code (Thebe) button: its notebooks run in JupyterLab or from the command line.
+Yet jupyter-book always loads sphinx-thebe, whose configuration script is added to every page twice
+(a page then fails with "Identifier 'THEBE_JS_URL' has already been declared") and names a script on
+unpkg.com. This extension removes sphinx-thebe's scripts from each page, and any script added twice.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 
-def _drop_thebe_and_duplicates(app: Any, pagename: str, templatename: str, context: dict,
-                               doctree: Any) -> None:
+def _drop_thebe_and_duplicates(
+    app: Any, pagename: str, templatename: str, context: dict, doctree: Any
+) -> None:
     scripts = context.get("script_files")
     if not scripts:
         return
