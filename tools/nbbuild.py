@@ -99,8 +99,8 @@ def to_py(nb_path: Path) -> str:
     return "\n".join(out)
 
 
-USAGE = """usage: python tools/nbbuild.py SRC.py NOTEBOOK.ipynb   build a notebook from percent Python
-       python tools/nbbuild.py --to-py NOTEBOOK.ipynb    print a notebook as percent Python"""
+USAGE = """usage: python tools/nbbuild.py SRC.py NOTEBOOK.ipynb   build NOTEBOOK from percent Python
+       python tools/nbbuild.py --to-py NOTEBOOK.ipynb    print NOTEBOOK as percent Python"""
 
 
 def main(argv: list[str]) -> int:
