@@ -104,6 +104,8 @@ def test_book_pages_skips_search_index_and_static_files(tmp_path):
     ]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("<html></html>")
+    redirect = '<meta http-equiv="Refresh" content="0; url=intro.html" />'   # as Sphinx writes it
+    (tmp_path / "redirect.html").write_text(redirect)
     assert bt.book_pages(tmp_path) == ["/chapters/02_attention.html", "/index.html", "/intro.html"]
 
 
