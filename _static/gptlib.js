@@ -33,6 +33,20 @@
     var main = doc.querySelector("article.bd-article") || doc.querySelector('[role="main"]');
     return main ? main.textContent : "";
   }
+  // A hidden cell that holds an exercise's solution says so: "Show solution", not "Show code cell source"
+  // like a hidden plotting cell.
+  function labelSolutions() {
+    document.querySelectorAll("div.cell.tag_hide-input").forEach(function (cell) {
+      var code = cell.querySelector(".cell_input pre");
+      if (!code || code.textContent.indexOf("BEGIN SOLUTION") < 0) { return; }
+      cell.classList.add("gptlib-solution");
+      var shown = cell.querySelector("summary .collapsed"), hidden = cell.querySelector("summary .expanded");
+      if (shown) { shown.textContent = "Show solution"; }
+      if (hidden) { hidden.textContent = "Hide solution"; }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", labelSolutions);
+
   document.addEventListener("DOMContentLoaded", function () {
     // searchtools.js declares `const Search` (a global binding, not a property of window)
     if (typeof Search !== "undefined" && typeof Search.htmlToText === "function") {

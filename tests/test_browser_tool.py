@@ -76,6 +76,7 @@ def test_every_fixture_page_is_in_the_self_test_and_every_detector_has_one():
     fixtures = {p.name for p in bt.FIXTURES.glob("*.html")}
     assert fixtures == set(bt.SELF_TEST)
     detectors = {
+        "solution not labelled",
         "raw TeX",
         "MathJax error",
         "broken image",

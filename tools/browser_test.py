@@ -16,8 +16,9 @@ On every page of the book, after MathJax has typeset the math, it fails on:
   split output      consecutive printed-output blocks of one cell (one table cut into boxes)
   two search boxes  more than one visible search field or button
 and on each page with exercises it clicks every hint and every solution cell and fails when one does
-not open. Finally it searches the book for a word and fails without results or with snippets that
-start with the page's buttons ("....pdf"). It also reports (without failing) code and output lines
+not open (or a solution's toggle does not say "solution"). Finally it searches the book for a word
+and fails without results or with snippets that start with the page's buttons ("....pdf"). It
+also reports (without failing) code and output lines
 that scroll horizontally and figures shown below 75 % of their size at a 1280 px wide window.
 
 The self-test loads one small page per defect from tools/browser_fixtures/ (and a clean page) and
@@ -167,6 +168,10 @@ PAGE_CHECKS = r"""
     const code = s.querySelector(".cell_input pre, pre");
     if (!summary || !code) {
       add("solution does not open", "no toggle in a hide-input cell"); continue;
+    }
+    const isSolution = code.textContent.includes("BEGIN SOLUTION");
+    if (isSolution && !/solution/i.test(summary.textContent)) {
+      add("solution not labelled", summary.textContent.trim().replace(/\s+/g, " "));
     }
     summary.scrollIntoView(); summary.click();
     await sleep(50);
@@ -459,6 +464,7 @@ SELF_TEST = {
     "two_search_boxes.html": "two search boxes",
     "hint_does_not_open.html": "hint does not open",
     "solution_does_not_open.html": "solution does not open",
+    "solution_not_labelled.html": "solution not labelled",
 }
 
 
