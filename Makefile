@@ -59,8 +59,8 @@ lab: $(STAMP)  ## JupyterLab on chapters/ (DIR=student for the student edition; 
 export: $(STAMP)  ## write the notebooks' exported cells into gptlib/
 	$(PY) tools/export.py
 
-# tools/nbnormalize.py then stores each notebook as JupyterLab saves it (one stream block per print run,
-# the installed kernelspec), so the book shows one box per printed table and opening a chapter changes nothing.
+# tools/nbnormalize.py then merges consecutive printed streams (the book shows one box per printed table)
+# and writes the installed kernelspec, as JupyterLab does at its first save: opening a chapter changes nothing.
 execute: $(STAMP)  ## re-run notebooks top to bottom in place (NB=chapters/02_attention.ipynb for one)
 	for nb in $(NB); do \
 	  echo "== $$nb"; \

@@ -1,9 +1,6 @@
-"""tools/nbnormalize.py (run by `make execute`): notebooks are stored the way JupyterLab saves
-them.
-
-Consecutive stream outputs of one name become one block (the book showed a printed table as several
-boxes, and Lab rewrote the file when it merged them at its first autosave); the kernelspec is the
-installed one's.
+"""tools/nbnormalize.py (run by `make execute`): one output block per printed stream (the book
+showed a printed table as several boxes) and the installed kernelspec, which JupyterLab writes at
+its first save (opening a chapter in Lab modified the tracked notebook).
 """
 
 import subprocess

@@ -1,18 +1,17 @@
-"""Store executed notebooks the way JupyterLab saves them, so that opening one in Lab changes nothing.
+"""Store executed notebooks with one output block per printed stream and the kernelspec JupyterLab
+writes, so the book shows a printed table in one box and opening a chapter in Lab changes nothing.
 
     python tools/nbnormalize.py chapters/02_attention.ipynb ...  # in place (`make execute` runs it)
     python tools/nbnormalize.py --check chapters/*.ipynb         # exit 1 naming each that differs
 
-Two differences between a notebook executed by nbconvert and the same notebook saved by JupyterLab:
-
 * **Streams.** A cell that prints several times gets one stream output per flush from the kernel;
-  nbconvert stores each, so the book showed one printed table as several boxes, and Lab (which
-  merges consecutive streams of one name when it loads a notebook) rewrote the file at its first
-  autosave. Consecutive stream outputs of the same name (stdout, stderr) are merged into one; a
-  stream after an image or a value stays apart.
-* **Kernelspec.** nbconvert keeps the kernelspec the notebook had; Lab writes the running kernel's
-  spec (`display_name` "Python 3 (ipykernel)"). The installed kernelspec of the notebook's kernel is
-  written.
+  nbconvert stores each, and the book showed one printed table as several boxes. Consecutive stream
+  outputs of the same name (stdout, stderr) are merged into one; a stream after an image or a value
+  stays apart.
+* **Kernelspec.** nbconvert keeps the kernelspec the notebook had; Lab, at its first save after
+  opening a notebook, writes the running kernel's (`display_name` "Python 3 (ipykernel)"), which
+  modified every tracked chapter. The installed kernelspec of the notebook's kernel is written.
+  (Tried with JupyterLab 4.6: a chapter normalised so, opened and saved in Lab, is byte-identical.)
 
 `language_info` needs nothing: nbconvert and Lab both copy it from the kernel's own description.
 Outputs' text is not otherwise changed, so nbval's comparison (which merges streams itself) is
