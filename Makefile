@@ -30,8 +30,8 @@ $(STAMP): requirements.lock pyproject.toml
 	       "$$($(PYTHON) --version 2>&1). Run: make PYTHON=python3.12 (or another >= 3.11.5) $(MAKECMDGOALS)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24"
-	@echo "== installing requirements.lock into $(VENV): about 1 GB on CPU-only machines, several GB with" \
-	      "CUDA wheels on Linux; a few minutes the first time, seconds when pip's cache has it"
+	@echo "== installing requirements.lock into $(VENV): about 2 GB; on Linux x86-64 PyPI's torch adds" \
+	      "its CUDA libraries (several GB more). Minutes the first time, seconds from pip's cache"
 	$(PY) -m pip install --progress-bar on -r requirements.lock
 	@echo "== installing gptlib (editable)"
 	PYTHONWARNINGS="ignore:Editable installation" \
