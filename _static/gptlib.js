@@ -47,6 +47,26 @@
   }
   document.addEventListener("DOMContentLoaded", labelSolutions);
 
+  // "Predict, then measure" exercises: the measuring cell's printed result stays folded until the reader
+  // asks for it, so it does not answer the question printed just above it.
+  function foldMeasurements() {
+    document.querySelectorAll("div.exercise").forEach(function (ex) {
+      var title = ex.querySelector(".admonition-title");
+      if (!title || title.textContent.indexOf("Predict, then measure") < 0) { return; }
+      var cell = ex.nextElementSibling;
+      var out = cell && cell.matches("div.cell") ? cell.querySelector(":scope > div.cell_output") : null;
+      if (!out || out.closest("details")) { return; }
+      var box = document.createElement("details");
+      box.className = "gptlib-measured";
+      var summary = document.createElement("summary");
+      summary.textContent = "Show the measured result (make your prediction first)";
+      box.appendChild(summary);
+      out.parentNode.insertBefore(box, out);
+      box.appendChild(out);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", foldMeasurements);
+
   document.addEventListener("DOMContentLoaded", function () {
     // searchtools.js declares `const Search` (a global binding, not a property of window)
     if (typeof Search !== "undefined" && typeof Search.htmlToText === "function") {

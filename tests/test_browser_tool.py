@@ -77,6 +77,7 @@ def test_every_fixture_page_is_in_the_self_test_and_every_detector_has_one():
     assert fixtures == set(bt.SELF_TEST)
     detectors = {
         "solution not labelled",
+        "prediction spoiled",
         "raw TeX",
         "MathJax error",
         "broken image",

@@ -16,7 +16,8 @@ On every page of the book, after MathJax has typeset the math, it fails on:
   split output      consecutive printed-output blocks of one cell (one table cut into boxes)
   two search boxes  more than one visible search field or button
 and on each page with exercises it clicks every hint and every solution cell and fails when one does
-not open (or a solution's toggle does not say "solution"). Finally it searches the book for a word
+not open (or a solution's toggle does not say "solution"), and when a "Predict, then measure"
+exercise's measured result shows before it is asked for. Finally it searches the book for a word
 and fails without results or with snippets that start with the page's buttons ("....pdf"). It
 also reports (without failing) code and output lines
 that scroll horizontally and figures shown below 75 % of their size at a 1280 px wide window.
@@ -61,8 +62,15 @@ PAGE_CHECKS = r"""
   const info = {};
   const add = (kind, detail) => findings.push([kind, String(detail).slice(0, 160)]);
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  const visible = (el) => !!el && el.getClientRects().length > 0 &&
-      getComputedStyle(el).visibility !== "hidden";
+  // Shown on screen: laid out, not hidden, not inside a closed <details> (whose content Chromium
+  // hides with content-visibility, which keeps its boxes).
+  const inClosedDetails = (el) => {
+    const d = el.parentElement && el.parentElement.closest("details:not([open])");
+    return !!d && !(el.closest("summary") && el.closest("summary").parentElement === d);
+  };
+  const visible = (el) => !!el && el.getClientRects().length > 0 && !inClosedDetails(el) &&
+      getComputedStyle(el).visibility !== "hidden" &&
+      (typeof el.checkVisibility !== "function" || el.checkVisibility({visibilityProperty: true}));
 
   // 1. MathJax has typeset the page (its startup promise resolves after the first typeset).
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
@@ -179,6 +187,16 @@ PAGE_CHECKS = r"""
       add("solution does not open", summary.textContent.trim());
     }
   }
+  // 8. A "Predict, then measure" exercise's result is not shown before the reader asks for it.
+  document.querySelectorAll(".exercise").forEach((ex) => {
+    const t = ex.querySelector(".admonition-title");
+    if (!t || !t.textContent.includes("Predict, then measure")) return;
+    const next = ex.nextElementSibling;
+    const out = next && next.matches(".cell") ? next.querySelector(".cell_output") : null;
+    if (out && visible(out) && out.textContent.trim()) {
+      add("prediction spoiled", t.textContent.trim().slice(0, 60));
+    }
+  });
   window.scrollTo(0, 0);
 
   // Reported, not failed: horizontal scrolling and shrunk figures at this width.
@@ -465,6 +483,7 @@ SELF_TEST = {
     "hint_does_not_open.html": "hint does not open",
     "solution_does_not_open.html": "solution does not open",
     "solution_not_labelled.html": "solution not labelled",
+    "prediction_spoiled.html": "prediction spoiled",
 }
 
 
