@@ -47,9 +47,10 @@ def tri_no_kv(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
     kab, cab = NG._counts(train[:-2] * V + train[1:-1])
     a, b, c = val[:-2], val[1:-1], val[2:]
     q1 = (n1[c] + k) / len(train)
-    q2 = p2 * (ctx2[b] + k * V) / ctx2[b]
     ctx3 = NG._lookup(kab, cab, a * V + b).astype(float)
-    q3 = p3 * (ctx3 + k * V) / ctx3
+    with np.errstate(divide="ignore", invalid="ignore"):   # the mistake divides by zero counts: inf, no warning
+        q2 = p2 * (ctx2[b] + k * V) / ctx2[b]
+        q3 = p3 * (ctx3 + k * V) / ctx3
     return float(-np.log(l1 * q1 + l2 * q2 + l3 * q3).mean())
 
 

@@ -69,32 +69,66 @@ from __future__ import annotations
 
 import copy
 import inspect
+import linecache
 import os
 import random
 import re
 import sys
 from contextlib import contextmanager
+import weakref
 from types import CodeType
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Union
 
+import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
 __all__ = ["CheckFailed", "CheckError", "Forbidden", "Checker", "Mistakes", "checker", "diagnose", "forbid", "close",
-           "unchanged", "no_solution"]
+           "unchanged", "no_solution", "rel_error"]
 
 # hint -> output of that mistake (a value, or a zero-argument callable computing it), or a callable returning that map
 Mistakes = Union[Mapping[str, Any], Callable[[], Mapping[str, Any]], None]
 
 _CHECKS_DIR = os.path.dirname(os.path.abspath(__file__))
+_GPTLIB_DIR = os.path.dirname(_CHECKS_DIR) + os.sep
+_LIB_DIRS = tuple({os.path.dirname(os.path.abspath(torch.__file__)), os.path.dirname(os.path.abspath(os.__file__))})
 
 
 class CheckFailed(AssertionError):
-    """An exercise check failed; the message says which case and what is likely wrong."""
+    """An exercise check failed; the message says which case and what is likely wrong.
+
+    In Jupyter (IPython) the failure is shown as the message alone, plus the line of the learner's own code
+    where their error happened (when the failure is a crash in it), not the ~80-line chained traceback through
+    the check: IPython calls `_render_traceback_` for exceptions that define it. `%tb` still shows it all."""
+
+    def _render_traceback_(self) -> list[str]:
+        lines = [f"CheckFailed: {self}"]
+        where = _learner_line(self)
+        if where:
+            lines.append(f"  where: {where}")
+        lines.append("  (the check's own traceback is hidden: run %tb in a new cell to see all of it)")
+        return lines
 
 
 class CheckError(RuntimeError):
     """The check itself crashed (a bug in gptlib.checks or in a reference, not in the learner's code)."""
+
+
+def _learner_line(e: BaseException) -> str:
+    """'file, line n: source' of the innermost frame outside gptlib.checks, torch and the standard library in the
+    traceback of the error that `e` was raised from ('' when there is none)."""
+    cause = e.__cause__ or e.__context__
+    tb = cause.__traceback__ if cause is not None else None
+    found = ""
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        path = os.path.abspath(code.co_filename)
+        if not (path.startswith(_GPTLIB_DIR) or path.startswith(_LIB_DIRS) or code.co_filename.startswith("<frozen")):
+            src = linecache.getline(code.co_filename, tb.tb_lineno).strip()
+            name = code.co_filename if not code.co_filename.startswith("/") else os.path.basename(code.co_filename)
+            found = f"{name}, line {tb.tb_lineno}, in {code.co_name}" + (f": {src}" if src else "")
+        tb = tb.tb_next
+    return found
 
 
 class Forbidden(CheckFailed):
@@ -151,6 +185,9 @@ def unchanged(fn: Callable, *args: Any, **kwargs: Any) -> tuple[Any, bool]:
     def same(a: Any, b: Any) -> bool:
         if isinstance(a, torch.Tensor):
             return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
+        if isinstance(a, np.ndarray):
+            return isinstance(b, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype and \
+                bool(np.array_equal(a, b))
         if isinstance(a, (list, tuple)):
             return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
         if isinstance(a, dict):
@@ -158,6 +195,14 @@ def unchanged(fn: Callable, *args: Any, **kwargs: Any) -> tuple[Any, bool]:
         return a == b
 
     return out, same(before, (args, kwargs))
+
+
+def rel_error(got: float, want: float) -> str:
+    """'got G, expected W (relative error R)' with all the digits that tell G and W apart."""
+    got, want = float(got), float(want)
+    rel = abs(got - want) / abs(want) if want else abs(got - want)
+    return f"got {got!r}, expected {want!r} (relative error {rel:.2e})" if want else \
+        f"got {got!r}, expected {want!r} (absolute error {rel:.2e})"
 
 
 def _show(v: Any, limit: int = 160) -> str:
@@ -192,10 +237,12 @@ def forbid(names: Iterable[str] = (), hint: str = "") -> Iterator[set]:
 
 
 @contextmanager
-def no_solution(c: "Checker", learner: Any, reference: Callable, hint: str) -> Iterator[None]:
+def no_solution(c: "Checker", learner: Any, reference: Callable, hint: str,
+                also: Iterable[tuple[str, str]] = ()) -> Iterator[None]:
     """Within the block, fail with `hint` when the learner's code (not the check's) calls `reference`, gptlib's
     solution of the exercise: a function, or a class (then any of its methods); nothing is watched when `learner`
-    is the reference itself."""
+    is the reference itself. `also`: more solutions, as (module, qualified name prefix) pairs, e.g.
+    ("transformers.generation.logits_process", "TopPLogitsWarper."), matched even when imported later."""
     if isinstance(reference, type):
         funcs = [f.fget if isinstance(f, property) else f for f in vars(reference).values()]
         codes = {inspect.unwrap(f).__code__ for f in funcs if callable(f) and hasattr(inspect.unwrap(f), "__code__")}
@@ -204,15 +251,23 @@ def no_solution(c: "Checker", learner: Any, reference: Callable, hint: str) -> I
     if learner is reference or getattr(learner, "__code__", None) in codes:
         yield
         return
-    hit: list[bool] = []
+    also = tuple(also)
+    hit: list[str] = []
+
+    def solution(frame) -> bool:
+        if frame.f_code in codes:
+            return True
+        mod = frame.f_globals.get("__name__", "")
+        qual = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
+        return any(mod == m and qual.startswith(q) for m, q in also)
 
     def profile(frame, event, arg):  # noqa: ARG001 - sys.setprofile's signature
-        if event == "call" and frame.f_code in codes and c._codes:
+        if event == "call" and c._codes and solution(frame):
             f = frame.f_back                                        # called from the learner's code (not the check)?
             while f is not None and f.f_code not in c._codes:
                 f = f.f_back
             if f is not None:
-                hit.append(True)
+                hit.append(getattr(frame.f_code, "co_qualname", frame.f_code.co_name))
 
     old = sys.getprofile()
     sys.setprofile(profile)
@@ -221,8 +276,89 @@ def no_solution(c: "Checker", learner: Any, reference: Callable, hint: str) -> I
     finally:
         sys.setprofile(old)
     if hit:
-        raise CheckFailed(f"{c.name}: {c.case} — {hint}")
+        raise CheckFailed(f"{c.name}: {c.case} — {hint} (your code called {hit[0]})")
 
+
+# ------------------------------------------------------------------------------- a second device, simulated
+_FACTORIES = frozenset({"arange", "zeros", "ones", "full", "empty", "eye", "linspace", "logspace", "tensor",
+                        "as_tensor", "asarray", "randn", "rand", "randint", "randperm", "tril_indices",
+                        "triu_indices", "empty_strided", "normal", "from_numpy", "scalar_tensor", "range"})
+_MOVES = frozenset({"to", "cuda", "type_as"})
+_ALLOWED_MIX = frozenset({"copy_", "__get__", "__set__", "size", "dim", "numel", "is_floating_point"})
+STRAY_ERR = ("Expected all tensors to be on the same device, but found at least two devices: the inputs' "
+             "device and the default device (cpu), where a tensor made without device= is")
+
+
+class _StrayDevice(TorchFunctionMode):
+    """A CPU-only stand-in for running code on a GPU: the inputs stay on the CPU (so every value can be checked),
+    but a tensor made without `device=` (torch.arange(T), torch.zeros(...), nn.Linear(...) inside the learner's
+    code) counts as being on "the default device", a second device. Combining it with an input (whose device is
+    "the inputs' device") raises the error CUDA would raise, and a result built on it is detected by `Checker.close`
+    (`Checker.stray`). Tracked by storage: views and Parameters of a stray tensor are stray too. A 0-d tensor
+    may mix (as a CPU scalar may with CUDA tensors); CPU indices may index an input (as they may a CUDA tensor);
+    `.to(device)` / `.cuda()` moves a stray tensor to the inputs' device; `.cpu()` / `.numpy()` of an input do
+    what they would on a GPU: a tensor on the default device / an error."""
+
+    def __init__(self, stray: dict[int, torch.Tensor]):
+        super().__init__()
+        self.stray = stray
+
+    def _is(self, t: torch.Tensor) -> bool:
+        try:
+            return t.numel() > 0 and t.untyped_storage().data_ptr() in self.stray
+        except (RuntimeError, NotImplementedError):
+            return False
+
+    def _add(self, out: Any, inputs: list[torch.Tensor]) -> None:
+        ptrs = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.numel() and t.device.type == "cpu":
+                ptr = t.untyped_storage().data_ptr()
+                if ptr not in ptrs or ptr in self.stray:               # new, or a view of a stray tensor
+                    self.stray[ptr] = t                                  # kept alive: its address stays its own
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        tensors = [t for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        if name in _FACTORIES and getattr(torch, name, None) is func and kwargs.get("device") is None \
+                and not (name in ("as_tensor", "asarray") and tensors):
+            out = func(*args, **kwargs)
+            if isinstance(out, torch.Tensor) and out.dim() > 0:
+                self._add(out, [])
+            return out
+        if name == "numpy" and tensors and not self._is(tensors[0]):
+            raise TypeError("can't convert a tensor on the inputs' device (a GPU) to numpy: on a GPU this fails; "
+                            "compute with torch operations on the inputs' device instead of going through numpy")
+        if name == "cpu" and tensors:
+            out = func(*args, **kwargs).clone()
+            self._add(out, [])
+            return out
+        stray = [t for t in tensors if self._is(t)]
+        if name in _MOVES:
+            out = func(*args, **kwargs)
+            if stray and tensors[0] is stray[0] and isinstance(out, torch.Tensor):
+                target = next((a for a in args[1:] if isinstance(a, torch.Tensor)), kwargs.get("other"))
+                dev = [a for a in (*args[1:], kwargs.get("device")) if isinstance(a, (str, torch.device))]
+                if name == "cuda" or (isinstance(target, torch.Tensor) and not self._is(target)) or dev:
+                    return out.clone()                                    # moved to the inputs' device
+            return out
+        if stray and len(stray) < len(tensors):
+            if name == "__getitem__":                    # indices on the CPU may index a GPU tensor, not conversely
+                bad = stray[0] is tensors[0] and any(t.dim() > 0 for t in tensors[1:] if not self._is(t))
+            elif name in ("__setitem__", "index_put_", "index_put") and len(args) >= 3:
+                value = args[2]
+                tgt, val = self._is(tensors[0]), isinstance(value, torch.Tensor) and self._is(value)
+                bad = isinstance(value, torch.Tensor) and ((tgt and not val) or (val and not tgt and value.dim() > 0))
+            else:
+                bad = name not in _ALLOWED_MIX and any(t.dim() > 0 for t in stray)
+            if bad:
+                raise RuntimeError(f"{STRAY_ERR} ({name})")
+            return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        if stray:
+            self._add(out, tensors)
+        return out
 
 # ------------------------------------------------------------------------------------------------ the checker
 _DEVICE_ERR = re.compile(r"(same device|expected device|on device|device type|devices?,? but|cuda:\d and cpu|"
@@ -241,7 +377,8 @@ class Checker:
         self.name, self.passed = name, 0
         self.case: Optional[str] = None
         self.device_from = device_from
-        self.device = "cuda" if torch.cuda.is_available() else "meta"
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._stray: dict[int, torch.Tensor] = {}     # storages made on "the default device" in a device run
         self.seed = _seed()
         self.rng = random.Random(self.seed)
         self._codes = _learner_codes(learner)
@@ -288,6 +425,11 @@ class Checker:
         if device is not None and got.device.type != torch.device(device).type:
             self._fail(case, f"the result is on {got.device}, expected {device}: create new tensors on the "
                              f"inputs' device (device={self.device_from}.device)")
+        if device is not None and self.stray(got):
+            how = ("pass `device` on to the tensor constructor" if self.device_from == "device" else
+                   f"device={self.device_from}.device")
+            self._fail(case, "the result was made on the default device (the CPU), not on the inputs' device: on a "
+                             f"GPU it would be on the CPU; create new tensors on the inputs' device ({how})")
         if got.device.type == "meta" or not values:
             self.passed += 1
             return
@@ -300,7 +442,9 @@ class Checker:
             why = diagnose(got, mistakes, "", atol=atol, rtol=rtol)
             if not why and near and torch.allclose(g, w, atol=1000 * atol, rtol=1000 * rtol):
                 why = near
-            self._fail(case, f"max |error| {err:.3g}. {why or hint}")
+            scale = w.abs().nan_to_num(0.0, 0.0, 0.0).max().item()
+            rel = f" (relative to the largest |expected| {scale:.6g}: {err / scale:.2e})" if scale else ""
+            self._fail(case, f"max |error| {err:.6g}{rel}. {why or hint}")
         self.passed += 1
 
     def like(self, got: Any, want: torch.Tensor, case: str, hint: str) -> None:
@@ -325,6 +469,14 @@ class Checker:
             self.expect(a is not None or not b.abs().any(), f"{case}, gradient w.r.t. {name}",
                         f"no gradient reaches {name}. {hint}")
             a = torch.zeros_like(wrt_got[name]) if a is None else a
+            nan = isinstance(a, torch.Tensor) and a.shape == b.shape and bool(
+                (torch.isnan(a.detach().cpu()) & torch.isfinite(b.detach().cpu())).any())
+            self.expect(not nan, f"{case}, gradient w.r.t. {name}",
+                        "NaN in the gradient where the reference's is finite: a NaN made in the forward pass and hidden "
+                        "afterwards still flows back. Typically the softmax of a row that is all -inf (a query that "
+                        "may see no key) is NaN, and zeroing it afterwards (masked_fill, nan_to_num, torch.where on "
+                        "the output) does not stop its NaN gradient: keep the NaN from ever being computed, e.g. "
+                        "give such rows finite scores before the softmax and zero their weights after it")
             self.close(a, b, f"{case}, gradient w.r.t. {name}", f"the gradients differ from the reference's. {hint}",
                        atol=atol, rtol=rtol)
 
@@ -347,12 +499,22 @@ class Checker:
         return out
 
     def to_device(self, t: torch.Tensor) -> torch.Tensor:
-        return t.detach().to(self.device)
+        """A copy of `t` on `c.device` (CUDA when there is one, else the CPU, where `device_run` simulates a second
+        device)."""
+        return t.detach().to(self.device).clone()
+
+    def stray(self, t: Any) -> bool:
+        """Was `t` made on the default device (without device=) during a simulated device run?"""
+        return (isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.numel() > 0
+                and t.untyped_storage().data_ptr() in self._stray)
 
     def device_run(self, case: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
         """`c.call` for a case whose inputs are on `c.device` (compare the result with the reference run on the same
         inputs with `c.like`: shape, dtype and device). Returns None, counting nothing, when the
         learner's code is data-dependent (fine on CUDA, impossible on meta): inconclusive."""
+        if self.device == "cpu":                           # no GPU: simulate one (see _StrayDevice)
+            with _StrayDevice(self._stray):
+                return self.call(case, fn, *args, **kwargs)
         try:
             return self.call(case, fn, *args, **kwargs)
         except (RuntimeError, NotImplementedError) as e:
@@ -376,9 +538,6 @@ class Checker:
             if not (path.startswith(_LIB_DIRS) or f.f_code.co_filename.startswith("<frozen")):
                 return True
         return True
-
-
-_LIB_DIRS = tuple({os.path.dirname(os.path.abspath(torch.__file__)), os.path.dirname(os.path.abspath(os.__file__))})
 
 
 def _learner_codes(objs: tuple) -> Optional[set[CodeType]]:

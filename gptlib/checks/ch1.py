@@ -6,6 +6,8 @@ the leftmost, the most frequent and the earliest-learned pair differ, window cou
 """
 from __future__ import annotations
 
+import unicodedata
+
 import torch
 
 from gptlib.checks import checker
@@ -112,6 +114,13 @@ def check_merge(merge) -> None:
             c.equal(c.call(case, merge, ids, (1, 2), 99), want, case,
                     "the last element was dropped or duplicated? an element that does not start a pair is copied, "
                     "including the last one", _merge_mistakes(ids, (1, 2), 99))
+        for ids, want in [([11, 2, 1, 21, 1, 2, 12], [11, 2, 1, 21, 99, 12]),
+                          ([31, 12, 1, 2], [31, 12, 99])]:
+            case = f"merge({ids}, (1, 2), 99) (multi-digit ids that contain the digits 1 and 2)"
+            c.equal(c.call(case, merge, ids, (1, 2), 99), want, case,
+                    "compare ids as integers, pair by pair (ids[i], ids[i + 1]) == pair: a text rendering of the ids "
+                    "('11 2 …'.replace('1 2', …)) also matches digits inside multi-digit ids",
+                    _merge_mistakes(ids, (1, 2), 99))
         for ids, want in [([97, 97, 97], [99, 97]), ([97, 97, 97, 97], [99, 99]),
                           ([97, 97, 97, 97, 97], [99, 99, 97])]:
             case = f"merge({ids}, (97, 97), 99) (overlapping 'aaa')"
@@ -338,6 +347,15 @@ def check_decode_ids(decode_ids) -> None:
             want = b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
             c.equal(got, want, case, "join the bytes of all tokens, then decode once as UTF-8 with "
                                      "errors='replace' (a character cut at either end becomes U+FFFD)", mistakes(ids))
+        nfd = dict(vocab)
+        nfd.update({261: "e\u0301".encode(), 262: "ﬁ".encode(), 263: "\u212b".encode()})
+        case = "[261, 262, 263]: 'e' + U+0301 (two code points), the ligature 'ﬁ', U+212B ANGSTROM SIGN"
+        got = call([261, 262, 263], case, nfd)
+        raw = b"".join(nfd[i] for i in (261, 262, 263)).decode("utf-8")
+        c.equal(got, raw, case, "return exactly the characters the bytes encode", {
+            f"do not Unicode-normalise the text ({form}): decoding must give back exactly the code points that "
+            "were encoded (e + U+0301 stays two code points), or encode(decode(ids)) changes the ids":
+                unicodedata.normalize(form, raw) for form in ("NFC", "NFKC", "NFD", "NFKD")})
         for r in range(3):  # random token boundaries through multi-byte text
             data = "naïve café — Ωμέγα €5 👋 ".encode()
             lo, hi = c.rng.randrange(0, 4), c.rng.randrange(len(data) - 4, len(data) + 1)

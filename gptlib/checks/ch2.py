@@ -201,19 +201,24 @@ def check_attention(fn) -> None:
                 got = c.device_run(case, fn, *args, **kw)
             if got is not None:
                 c.like(got, _ref_sdpa(*args, **kw), case, generic)
-        # dropout: with v = identity the output IS the (dropped) weight matrix
-        eye = torch.eye(T).expand(B, nh, T, T)
-        w = F.scaled_dot_product_attention(q, k, eye)
+        # dropout: with v = [identity | ones] the output IS [the (dropped) weights | their row sums]: dropout on the
+        # weights keeps "last column = sum of the others"; dropout on v or on the output breaks it
+        eye = torch.cat([torch.eye(T), torch.ones(T, 1)], dim=1).expand(B, nh, T, T + 1)
+        w = F.scaled_dot_product_attention(q, k, eye)[..., :T]
         with torch.random.fork_rng():  # leave the caller's random stream alone
             torch.manual_seed(0)
             with forbid(_SDPA, shortcut):
                 got = c.call("dropout_p=0.5", fn, q, k, eye, dropout_p=0.5)
-        c.expect(isinstance(got, torch.Tensor) and got.shape == w.shape, "dropout_p=0.5",
-                 f"expected a tensor of shape {tuple(w.shape)}")
-        kept = got != 0
+        c.expect(isinstance(got, torch.Tensor) and tuple(got.shape) == (B, nh, T, T + 1), "dropout_p=0.5",
+                 f"expected a tensor of shape {(B, nh, T, T + 1)}")
+        gw = got[..., :T]
+        kept = gw != 0
         c.expect(0 < int(kept.sum()) < kept.numel(), "dropout_p=0.5",
                  "dropout_p > 0 must zero some attention weights (F.dropout(weights, p=dropout_p))")
-        c.close(got[kept], w[kept] / 0.5, "dropout_p=0.5",
+        where = ("dropout acts on the attention weights (after the softmax, before @ v): not on v, not on the "
+                 "output (with v = [I | 1] the last output column must be the sum of the dropped-out weights)")
+        c.close(got[..., T], gw.sum(-1), "dropout_p=0.5, v = [identity | ones]", where, near=where)
+        c.close(gw[kept], w[kept] / 0.5, "dropout_p=0.5",
                 "kept weights must be scaled by 1/(1 - p) (F.dropout does it), and dropout acts on the weights")
         with forbid(_SDPA, shortcut):
             got = c.call("dropout_p=0.0", fn, q, k, v, dropout_p=0.0)

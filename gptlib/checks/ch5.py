@@ -20,7 +20,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from gptlib.checks import checker
+from gptlib.checks import CheckFailed, Checker, checker, no_solution, rel_error
+from gptlib.ngram import interpolated_trigram_nll
+from gptlib.train import lr_at, param_groups
+
+
+def _no_reference(c: Checker, learner: Callable, reference: Callable, what: str):
+    """Fail when the learner's code calls gptlib's own solution of the exercise while it runs."""
+    return no_solution(c, learner, reference, f"your code calls gptlib's {what}, the solution of this exercise: "
+                       "write it yourself")
 
 __all__ = ["check_interpolated_trigram", "check_param_groups", "check_lr_at"]
 
@@ -64,7 +72,8 @@ def check_interpolated_trigram(fn: Callable) -> None:
     """fn(train, val, vocab_size, k, lambdas) is the mean NLL (nats) of val[2:] under the interpolated add-k
     trigram counted on train."""
     V = 7
-    with checker("interpolated_trigram_nll", fn) as c:
+    with checker("interpolated_trigram_nll", fn) as c, \
+            _no_reference(c, fn, interpolated_trigram_nll, "ngram.interpolated_trigram_nll"):
         rng = np.random.default_rng(c.rng.randrange(2**32))
         # a skewed training text without token 6 (unseen: its counts are 0); its last bigram (3, 5) also opens
         # trigrams of the validation text
@@ -85,6 +94,8 @@ def check_interpolated_trigram(fn: Callable) -> None:
                  (train, val, V, 0.01, (0.1, 0.3, 0.6), np.int64, "k=0.01, lambdas=(0.1, 0.3, 0.6)"),
                  (train, val, V, 0.5, (1.0, 0.0, 0.0), np.int64, "lambdas=(1, 0, 0): the add-k unigram alone"),
                  (train[::-1], val, V, 0.5, (0.2, 0.3, 0.5), np.int64, "the training text reversed"),
+                 (train, val, V + 5, 0.5, (0.2, 0.3, 0.5), np.int64,
+                  f"vocab_size={V + 5}, larger than any id in the data (ids 0..{V - 1})"),
                  (tr16, va16, 50257, 0.5, (0.2, 0.3, 0.5), np.uint16,
                   "token ids as uint16, vocab_size=50257"),
                  (tr32, va32, 50257, 0.01, (0.1, 0.3, 0.6), np.int32,
@@ -92,7 +103,9 @@ def check_interpolated_trigram(fn: Callable) -> None:
         for tr, va, vocab, k, lam, dt, case in cases:
             tr, va = np.ascontiguousarray(tr, dtype=dt), np.ascontiguousarray(va, dtype=dt)
             want = _mean_nll(tr, va, vocab, k, lam)
-            got = c.call(case, fn, tr.copy(), va.copy(), vocab, k=k, lambdas=lam)
+            got = c.call(case, fn, tr, va, vocab, k=k, lambdas=lam,
+                         inplace="train or val was modified in place (e.g. sorted): the caller's token arrays "
+                                 "must stay as they were; work on a copy")
             c.expect(isinstance(got, float) and np.ndim(got) == 0, case,
                      f"return one Python float (the mean; float(...)), got {type(got).__name__}")
             c.expect(math.isfinite(got), case, f"got {got}: a context never seen in train has count 0; add k·V to "
@@ -101,7 +114,7 @@ def check_interpolated_trigram(fn: Callable) -> None:
                 c.expect(True, case, "")
                 continue
             if dt != np.int64:
-                c.expect(False, case, f"got {got:.6f}, expected {want:.6f}: {_WIDE}")
+                c.expect(False, case, f"{rel_error(got, want)}: {_WIDE}")
             wrong = {
                 "mix the probabilities, then take the log (log of the weighted sum), not a weighted sum of logs":
                     lambda: _mean_nll(tr, va, vocab, k, lam, log_mix=True),
@@ -113,6 +126,11 @@ def check_interpolated_trigram(fn: Callable) -> None:
                     lambda: _mean_nll(tr, va, vocab, k, lam[::-1]),
                 "count on train and score val, not the other way round": lambda: _mean_nll(va, tr, vocab, k, lam),
                 "natural log (nats), not log2": lambda: want / math.log(2),
+                "use the vocab_size argument for V in k·V, not the number of distinct ids in the data (a "
+                "vocabulary has tokens the text never uses)": lambda: _mean_nll(
+                    tr, va, len(set(tr.tolist()) | set(va.tolist())), k, lam),
+                "use the vocab_size argument for V in k·V, not the largest id in the data + 1 (a vocabulary has "
+                "tokens the text never uses)": lambda: _mean_nll(tr, va, int(max(tr.max(), va.max())) + 1, k, lam),
                 "return the mean over the targets, not the sum": lambda: want * n,
                 f"score the targets val[2:] ({n} of them), each with the two tokens before it":
                     lambda: _mean_nll(tr, va[1:], vocab, k, lam),
@@ -120,7 +138,7 @@ def check_interpolated_trigram(fn: Callable) -> None:
             hint = next((h for h, w in wrong.items() if abs(got - w()) < 1e-6 * max(1.0, abs(w()))),
                         _FORMULA + ("; count ordered n-grams: (a, b, c) is not (c, b, a)"
                                     if case == "the training text reversed" else ""))
-            c.expect(False, case, f"got {got:.6f}, expected {want:.6f}: {hint}")
+            c.expect(False, case, f"{rel_error(got, want)}: {hint}")
 
 
 # ------------------------------------------------------------------------------------------ parameter groups
@@ -145,7 +163,7 @@ def check_param_groups(fn: Callable) -> None:
     """fn(model, weight_decay) -> [{"params": 2-D+, "weight_decay": wd}, {"params": 0/1-D, "weight_decay": 0.0}]."""
     want_decay = {"wte.weight", "fc.weight", "conv.weight"}
     want_plain = {"fc.bias", "ln.weight", "ln.bias", "conv.bias", "frozen.bias", "scale"}
-    with checker("param_groups", fn) as c:
+    with checker("param_groups", fn) as c, _no_reference(c, fn, param_groups, "train.param_groups"):
         net = _Net(c.rng.randint(9, 40), c.rng.randint(4, 12), c.rng.randint(3, 10))
         names = {id(p): n for n, p in net.named_parameters()}
         dims = {n: p.dim() for n, p in net.named_parameters()}
@@ -159,6 +177,10 @@ def check_param_groups(fn: Callable) -> None:
         c.expect(groups[0]["weight_decay"] == wd and groups[1]["weight_decay"] == 0.0, case,
                  f"the first group decays with the weight_decay argument ({wd}), the second with 0.0; got "
                  f"{groups[0]['weight_decay']} and {groups[1]['weight_decay']}")
+        c.expect(all(isinstance(g["params"], (list, tuple)) for g in groups), case,
+                 "each group's params must be a list (e.g. [p for n, p in ... if p.dim() >= 2]), not a generator or "
+                 "filter/map object: those can be read once, and the optimizer, the parameter count and the next "
+                 f"cell each read them (got {', '.join(type(g['params']).__name__ for g in groups)})")
         params = [list(g["params"]) for g in groups]
         ids = [[id(p) for p in ps] for ps in params]
         c.expect(all(isinstance(p, nn.Parameter) and id(p) in names for ps in params for p in ps), case,
@@ -200,7 +222,7 @@ def _lr_ref(step, max_lr, warmup, total, min_lr):
 
 def check_lr_at(fn: Callable) -> None:
     """fn(step, max_lr, warmup, total, min_lr) follows linear warmup then cosine decay to min_lr."""
-    with checker("lr_at", fn) as c:
+    with checker("lr_at", fn) as c, _no_reference(c, fn, lr_at, "train.lr_at"):
         warmup = c.rng.randint(2, 40)
         total = warmup + c.rng.randint(10, 300)
         rand = (round(c.rng.uniform(1e-4, 3e-3), 6), warmup, total, c.rng.choice([0.1, 0.01, 0.0]))
@@ -232,4 +254,4 @@ def check_lr_at(fn: Callable) -> None:
                 else:
                     hint = ("after warmup: min_lr + (max_lr - min_lr) * (1 + cos(pi * p)) / 2 with "
                             "p = (step - warmup) / (total - warmup), a half cosine from max_lr to min_lr")
-                c.expect(False, case, f"got {got:.6g}, expected {want:.6g}: {hint}")
+                c.expect(False, case, f"{rel_error(got, want)}: {hint}")

@@ -137,10 +137,12 @@ def check_lora_linear(cls: type) -> None:
         # ---- construction: B = 0, A random (kaiming-uniform), output = base's
         sizes = [(24, 40, 4), (32, 32, 1), (c.rng.randint(5, 70), c.rng.randint(5, 70), c.rng.randint(2, 9)),
                  (6, 10, 8)]                                           # r > in is allowed (and useless)
-        for n_in, n_out, r in sizes:
+        for i, (n_in, n_out, r) in enumerate(sizes):
             alpha = float(c.rng.choice([0.5, 2 * r, 16, 3.5]))            # never 1: "not scaled" = "scaled by alpha"
-            case = f"LoRALinear(nn.Linear({n_in}, {n_out}), r={r}, alpha={alpha:g}) (seed {c.seed})"
-            base = nn.Linear(n_in, n_out, bias=c.rng.random() < 0.75)
+            bias = i in (1, 2)                                            # bias-free and biased bases, every seed
+            case = (f"LoRALinear(nn.Linear({n_in}, {n_out}{'' if bias else ', bias=False'}), r={r}, "
+                    f"alpha={alpha:g}) (seed {c.seed})")
+            base = nn.Linear(n_in, n_out, bias=bias)
             W0 = base.weight.detach().clone()
             layer = build(case, base, r, alpha)
             A, B = layer.lora_A.weight, layer.lora_B.weight
@@ -256,6 +258,8 @@ def check_lora_linear(cls: type) -> None:
         layer = c.device_run(case, cls, dev_base, 3, 6.0)
         if layer is not None:
             A, B = _lora_parts(c, layer, case)
+            c.expect(not (c.stray(A) or c.stray(B)), case, "lora_A / lora_B were made on the default device (the "
+                     "CPU): create them on base.weight's device (nn.Linear(..., device=base.weight.device))")
             c.expect(A.device.type == dev_base.weight.device.type and B.device.type == dev_base.weight.device.type,
                      case, f"lora_A / lora_B are on {A.device} / {B.device}, the base layer on {c.device}: create "
                            "them on base.weight's device (nn.Linear(..., device=base.weight.device))")
@@ -310,6 +314,11 @@ def check_last_token_states(fn: Callable) -> None:
         run("h (3, 5, 4), lengths 3, 5 (no padding), 1", h, mask,
             "row b's answer is h[b, length_b - 1]: h[0, 2], h[1, 4], h[2, 0]")
         run("the same batch with a boolean mask", h, mask.bool(), "a True/False mask counts like 1/0")
+        run("the same batch with a float mask (1.0 / 0.0)", h, mask.float(),
+            "a float mask of 1.0 / 0.0 counts like 1/0: its sum is a float, convert it (.long()) before indexing")
+        ht = torch.randn(3, 4, 5, generator=g).transpose(1, 2)            # (3, 5, 4), not contiguous
+        run("h (3, 5, 4) not contiguous (a transposed tensor)", ht, mask,
+            "h may be any strided tensor (e.g. a transpose): index it, or use .reshape, not .view")
         run("a batch whose rows have no padding", h, torch.ones(3, 5, dtype=torch.long),
             "without padding every row's last real token is at position T - 1")
         run("one passage of one token, h (1, 1, 4)", h[:1, :1], torch.ones(1, 1, dtype=torch.long),
@@ -395,6 +404,8 @@ def check_mask_prompt(fn: Callable) -> None:
         run(f"random ids, L={L}, n_prompt={n}", torch.randint(0, 1026, (L,), generator=c.gen()), n)
         run("a one-token prompt (n_prompt=1): every target counts", torch.tensor([1024, 5, 6, 1023]), 1)
         run("an empty answer: only the end token counts (n_prompt = L - 1)", torch.tensor([1024, 5, 6, 1025, 1023]), 4)
+        run("an answer that repeats prompt tokens: ids [5 6 7 5 6 END], n_prompt=3", torch.tensor([5, 6, 7, 5, 6, 99]),
+            3)
         run("int32 ids (the labels must be int64 for cross_entropy)",
             torch.tensor([7, 8, 9, 10, 11], dtype=torch.int32), 2)
         run("uint8 ids (the labels must be int64; -100 does not fit in uint8)",

@@ -22,10 +22,13 @@ __all__ = ["check_top_p_filter", "check_kv_cache_update", "check_beam_candidates
 NEG = float("-inf")
 
 
-def _no_reference(c: Checker, learner: Any, reference: Callable, what: str):
+def _no_reference(c: Checker, learner: Any, reference: Callable, what: str, also=()):
     """Fail when the learner's code calls `reference` (gptlib's solution) while it runs."""
-    return no_solution(c, learner, reference, f"your code calls gptlib.generate's {what}, the solution of this "
-                       "exercise: write it yourself (with torch operations)")
+    return no_solution(c, learner, reference, f"your code calls {what}, the solution of this exercise: write it "
+                       "yourself (with torch operations)", also=also)
+
+
+_TRANSFORMERS_TOP_P = (("transformers.generation.logits_process", "TopPLogitsWarper."),)
 
 
 # ----------------------------------------------------------------------------------------------- top-p
@@ -79,10 +82,15 @@ def _top_p_mistakes(scores: torch.Tensor, p: float, keep: int) -> dict[str, Any]
 def check_top_p_filter(top_p_filter_fn: Callable) -> None:
     """top_p_filter(scores (B, V), top_p, min_tokens_to_keep=1) -> (B, V) equals transformers' TopPLogitsWarper."""
     with checker("top_p_filter", top_p_filter_fn, device_from="scores") as c, \
-            _no_reference(c, top_p_filter_fn, top_p_filter, "top_p_filter"):
+            _no_reference(c, top_p_filter_fn, top_p_filter, "gptlib.generate's top_p_filter "
+                          "or transformers' TopPLogitsWarper", also=_TRANSFORMERS_TOP_P):
         def run(case: str, scores: torch.Tensor, p: float, keep: int, hint: str) -> None:
             got = c.call(case, top_p_filter_fn, scores, p, keep,
                          inplace="scores were modified in place: return a new tensor (masked_fill, not masked_fill_)")
+            c.expect(not (isinstance(got, torch.Tensor) and got.numel() and
+                          got.untyped_storage().data_ptr() == scores.untyped_storage().data_ptr()), case,
+                     "the result is the scores tensor itself (or a view of it): return a new tensor (masked_fill, "
+                     "torch.where), also when nothing is filtered, so that the caller's scores stay theirs")
             c.close(got, top_p_filter(scores, p, keep), case, hint, atol=0, rtol=0,
                     mistakes=lambda: _top_p_mistakes(scores, p, keep))
 
@@ -96,11 +104,13 @@ def check_top_p_filter(top_p_filter_fn: Callable) -> None:
             "with ties, keep the tokens transformers keeps: sort ascending with torch.sort, remove cumulative "
             "probability <= 1 - top_p")
         g = c.gen()
-        cases = [(0.9, 1, 1.0), (0.5, 1, 3.0), (0.3, 4, 2.0), (1.0, 1, 1.0), (0.05, 2, 0.5), (0.99, 1, 4.0),
-                 (0.9, 1, 1000.0)]
-        for p, keep, spread in cases:
-            scores = spread * torch.randn(5, 41, generator=g)          # 5 rows with different distributions
-            run(f"random scores (5, 41) x {spread:g}, top_p={p}, min_tokens_to_keep={keep} (seed {c.seed})",
+        cases = [(0.9, 1, 1.0, 0.0), (0.5, 1, 3.0, 0.0), (0.3, 4, 2.0, 0.0), (1.0, 1, 1.0, 0.0), (0.05, 2, 0.5, 0.0),
+                 (0.99, 1, 4.0, 0.0), (0.9, 1, 1000.0, 0.0), (0.8, 1, 1.0, 1000.0), (0.9, 50, 1.0, 0.0)]
+        for p, keep, spread, shift in cases:
+            scores = spread * torch.randn(5, 41, generator=g) + shift  # 5 rows with different distributions
+            what = (f" + {shift:g} (large scores, yet a spread-out softmax)" if shift else
+                    ", min_tokens_to_keep > vocabulary size: keep everything" if keep > 41 else "")
+            run(f"random scores (5, 41) x {spread:g}{what}, top_p={p}, min_tokens_to_keep={keep} (seed {c.seed})",
                 scores, p, keep, "sort each row by probability, accumulate, and remove the tail whose mass is at "
                                  "most 1 - top_p; each row separately")
         scores = torch.randn(3, 17, generator=g)
@@ -117,9 +127,9 @@ def check_top_p_filter(top_p_filter_fn: Callable) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- KV cache
-def _kv_update(c: Checker, case: str, cache: Any, k: torch.Tensor, v: torch.Tensor) -> Any:
+def _kv_update(c: Checker, case: str, cache: Any, k: torch.Tensor, v: torch.Tensor, run=None) -> Any:
     try:
-        return c.call(case, cache.update, k, v)
+        return (run or c.call)(case, cache.update, k, v)
     except (RuntimeError, NotImplementedError) as e:
         if "copy out of meta" in str(e):
             raise CheckFailed(f"{c.name}: {case} — your code writes k (on {k.device}) into a tensor on the CPU: keep "
@@ -133,7 +143,7 @@ def check_kv_cache_update(cls: type) -> None:
     and .length."""
     ref_update = LayerKVCache.update
     with checker("LayerKVCache.update", cls, device_from="k") as c, \
-            _no_reference(c, getattr(cls, "update", None), ref_update, "LayerKVCache.update"):
+            _no_reference(c, getattr(cls, "update", None), ref_update, "gptlib.generate's LayerKVCache.update"):
         g = c.gen()
         B, nh, hs, L = 2, 3, 4, 9
         cache = c.call("LayerKVCache(2, 3, 4, 9)", cls, B, nh, hs, L)
@@ -160,24 +170,48 @@ def check_kv_cache_update(cls: type) -> None:
             c.close(v_all, want_v, case + ": values",
                     "the values must be the values you were given (v), stored like the keys", atol=0, rtol=0)
             c.expect(cache.length == n, case, f"length must count the cached positions: {n}, got {cache.length}")
-        case = f"{L} positions cached (full), 2 more into max_len={L}"
-        try:
-            c.call(case, cache.update, torch.zeros(B, nh, 2, hs), torch.zeros(B, nh, 2, hs))
-            ok, why = False, "no error"
-        except ValueError:
-            ok, why = True, ""
-        c.expect(ok, case, f"raise a ValueError naming the limit when the positions do not fit (got {why})")
-        c.expect(cache.length == L, case, "the failed update must change nothing: check before writing "
-                                          f"(length should stay {L}, got {cache.length})")
+        # the buffers the rest of the library reads (KVCache.max_len is self.k.size(2)): allocated once, filled
+        want_k = torch.cat(ks, dim=2)
+        bk, bv = getattr(cache, "k", None), getattr(cache, "v", None)
+        c.expect(isinstance(bk, torch.Tensor) and isinstance(bv, torch.Tensor) and tuple(bk.shape) == (B, nh, L, hs)
+                 and tuple(bv.shape) == (B, nh, L, hs), "the buffers self.k, self.v after the updates",
+                 f"keep self.k and self.v as __init__ allocates them, ({B}, {nh}, max_len={L}, {hs}) each, and write "
+                 "into them (no torch.cat onto a growing tensor: the model reads max_len from self.k.size(2))")
+        c.close(bk[:, :, :L], want_k, "the buffer self.k after the updates", "self.k[:, :, :length] must hold the "
+                "cached keys in order (write each update at positions length .. length + T_new)", atol=0, rtol=0)
+        for start, extra in ((L, 2), (L - 2, 0)):
+            if start == L - 2:                                         # a partly filled cache that overflows
+                cache = c.call(f"LayerKVCache({B}, {nh}, {hs}, {L})", cls, B, nh, hs, L)
+                _kv_update(c, f"{start} positions into a new cache of max_len={L}", cache,
+                           torch.randn(B, nh, start, hs, generator=g), torch.randn(B, nh, start, hs, generator=g))
+                extra = 5
+            case = f"{start} of max_len={L} positions cached, {extra} more (they do not fit)"
+            before = (cache.k.clone(), cache.v.clone()) if isinstance(getattr(cache, "k", None), torch.Tensor) \
+                and isinstance(getattr(cache, "v", None), torch.Tensor) else None
+            c.case = case
+            try:
+                cache.update(torch.zeros(B, nh, extra, hs), torch.zeros(B, nh, extra, hs))
+                ok, why = False, "no error"
+            except ValueError:
+                ok, why = True, ""
+            except Exception as e:  # noqa: BLE001 - any other error: the learner did not check the size first
+                ok, why = False, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            c.expect(ok, case, "raise a ValueError naming the limit when length + T_new > max_len, checked before "
+                     f"writing (also when the cache is only partly filled; got {why})")
+            c.expect(cache.length == start, case, "the failed update must change nothing: check before writing "
+                     f"(length should stay {start}, got {cache.length})")
+            c.expect(before is None or (torch.equal(before[0], cache.k) and torch.equal(before[1], cache.v)), case,
+                     "the failed update wrote into the buffers: check that the positions fit before writing")
         # a float16 cache keeps float16; a cache on another device keeps its device
         for dtype, dev in ((torch.float16, "cpu"), (torch.float32, c.device)):
             case = f"a {str(dtype).removeprefix('torch.')} cache on {dev}, updates of 3 then 2 positions"
-            cache = c.call(case, cls, 1, 2, 4, 6, dtype=dtype, device=dev)
+            run = c.call if dev == "cpu" and dtype == torch.float16 else c.device_run
+            cache = run(case, cls, 1, 2, 4, 6, dtype=dtype, device=dev)
             ref = LayerKVCache(1, 2, 4, 6, dtype=dtype, device=dev)
             for T in (3, 2):
                 k = torch.randn(1, 2, T, 4, generator=g).to(dtype=dtype, device=dev)
                 v = torch.randn(1, 2, T, 4, generator=g).to(dtype=dtype, device=dev)
-                out = _kv_update(c, case, cache, k, v)
+                out = _kv_update(c, case, cache, k, v, run)
                 c.expect(isinstance(out, tuple) and len(out) == 2, case, "update must return a pair (keys, values)")
                 for got, want in zip(out, ref.update(k, v)):
                     c.close(got, want, case, "return the filled part of the buffers (same dtype and device as k)",
@@ -202,7 +236,7 @@ def _beam_mistakes(beam_scores: torch.Tensor, lp: torch.Tensor, k: int) -> dict[
 def check_beam_candidates(fn: Callable) -> None:
     """beam_candidates(beam_scores (B, nb), log_probs (B, nb, V), k) -> (scores, beams, tokens), each (B, k)."""
     with checker("beam_candidates", fn, device_from="log_probs") as c, \
-            _no_reference(c, fn, beam_candidates, "beam_candidates"):
+            _no_reference(c, fn, beam_candidates, "gptlib.generate's beam_candidates"):
         def run(case: str, beam_scores: torch.Tensor, lp: torch.Tensor, k: int, hint: str) -> None:
             got = c.call(case, fn, beam_scores, lp, k, inplace="the inputs were modified in place")
             c.expect(isinstance(got, tuple) and len(got) == 3, case, "return a tuple (scores, beams, tokens)")
