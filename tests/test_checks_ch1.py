@@ -289,7 +289,26 @@ def decode_stream_no_final(ids, vocab):               # an incremental decoder n
     return "".join(dec.decode(vocab[i]) for i in ids)
 
 
-MUTANTS = [
+# --------------------------------------------------------------------------------------- issue 19's classes
+def merge_on_text(ids, pair, new_id):                   # replaces in a text rendering of the ids
+    text = " " + " ".join(map(str, ids)) + " "
+    text = text.replace(f"{pair[0]} {pair[1]}", str(new_id))
+    return [int(t) for t in text.split()]
+
+
+def decode_nfc(ids, vocab):                              # "cleans up" the text: Unicode normalisation
+    import unicodedata
+    return unicodedata.normalize("NFC", b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace"))
+
+
+ISSUE19 = [
+    Mutant("check_merge", "merge done on a text rendering of the ids", merge_on_text, hint="compare ids as integers",
+           kind="semantics"),
+    Mutant("check_decode_ids", "decode that Unicode-normalises (NFC)", decode_nfc, hint="do not Unicode-normalise",
+           kind="semantics"),
+]
+
+MUTANTS = [*ISSUE19,
     Mutant("check_get_stats", "non-overlapping pair count ('aaa')", stats_non_overlapping, hint="overlap"),
     Mutant("check_get_stats", "last pair missed", stats_misses_last_pair, hint="last pair"),
     Mutant("check_get_stats", "counts argument ignored", stats_ignores_counts, hint="counts argument"),

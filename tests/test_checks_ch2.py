@@ -22,7 +22,7 @@ REFERENCES = {
 # --------------------------------------------------------------------------------------- attention mutants
 def sdpa(scale="sqrt", softmax_dim=-1, mask_after=False, k_as_q=False, invert=False, causal_diag=0,
          float_ignored=False, dropout="ok", inplace=False, cpu_mask=False, naive_softmax=False, nan_rows=False,
-         fused=False, to_float=False, no_grad_weights=False, square_mask=False):
+         fused=False, to_float=False, no_grad_weights=False, square_mask=False, nan_grad=False):
     """A from-scratch attention with one mistake switched on."""
     def fn(q, k, v, mask=None, is_causal=False, dropout_p=0.0):
         d = q.size(-1)
@@ -47,7 +47,7 @@ def sdpa(scale="sqrt", softmax_dim=-1, mask_after=False, k_as_q=False, invert=Fa
             scores = scores + mask
         sm = scores.masked_fill(~visible, NEG)
         empty = torch.isneginf(sm).all(-1, keepdim=True)
-        if not nan_rows and not mask_after:             # finite scores on rows with no visible key: no NaN grads
+        if not nan_rows and not mask_after and not nan_grad:  # finite scores on rows with no key: no NaN grads
             sm = sm.masked_fill(empty, 0.0)
         if mask_after:
             w = torch.softmax(scores, dim=softmax_dim) * visible
@@ -62,6 +62,10 @@ def sdpa(scale="sqrt", softmax_dim=-1, mask_after=False, k_as_q=False, invert=Fa
         if not nan_rows and not mask_after:             # torch: a query with no visible key gets zeros
             w = w.masked_fill(empty, 0.0)
         if dropout_p > 0:
+            if dropout == "v":                          # dropout on the values instead of the weights
+                return w @ F.dropout(v, dropout_p)
+            if dropout == "out":                        # dropout on the attention output
+                return F.dropout(w @ v, dropout_p)
             if dropout == "ok":
                 w = F.dropout(w, dropout_p)
             else:  # forgets the 1/(1-p) rescaling
@@ -151,7 +155,23 @@ class MHANeverFused(attention.MultiHeadAttention):     # ignores fused=True: alw
         self.fused = False
 
 
-MUTANTS = [
+def split_heads_flat_view(x, n_head):                  # a view through (B*T, C): fails on a non-contiguous x
+    B, T, C = x.shape
+    return x.view(B * T, C).view(B, T, n_head, C // n_head).transpose(1, 2)
+
+
+ISSUE19 = [
+    Mutant("check_attention", "dropout on v instead of the weights", sdpa(dropout="v"), hint="not on v",
+           kind="semantics"),
+    Mutant("check_attention", "dropout on the attention output", sdpa(dropout="out"), hint="not on the output",
+           kind="semantics"),
+    Mutant("check_attention", "all -inf row: softmax NaN zeroed afterwards (NaN gradient)", sdpa(nan_grad=True),
+           hint="NaN in the gradient", kind="message"),
+    Mutant("check_split_heads", "view through (B*T, C)", split_heads_flat_view, hint="not contiguous",
+           kind="input"),
+]
+
+MUTANTS = [*ISSUE19,
     Mutant("check_attention", "no 1/sqrt(d) scaling", sdpa(scale="none"), hint="not scaled by 1/sqrt(d_k)"),
     Mutant("check_attention", "scaled by 1/d", sdpa(scale="d"), hint="1/d_k instead of 1/sqrt(d_k)"),
     Mutant("check_attention", "softmax over the queries", sdpa(softmax_dim=-2), hint="wrong axis"),

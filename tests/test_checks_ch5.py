@@ -234,6 +234,63 @@ def lr_tensor(step, max_lr, warmup, total, min_lr=0.0):
     return torch.tensor(TR.lr_at(step, max_lr, warmup, total, min_lr))
 
 
+# ------------------------------------------------------------------------- issue 19's classes
+def tri_calls_library(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
+    return NG.interpolated_trigram_nll(train, val, vocab_size, k, lambdas)
+
+
+def tri_vocab_from_data(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
+    V = int(max(np.max(train), np.max(val))) + 1                  # V inferred from the ids, not the argument
+    return ch5._mean_nll(np.asarray(train), np.asarray(val), V, k, lambdas)
+
+
+def tri_sorts_the_callers_arrays(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
+    out = ch5._mean_nll(train.copy(), val.copy(), vocab_size, k, lambdas)
+    train.sort()                                                  # e.g. for a binary search, on the caller's array
+    return out
+
+
+def tri_product_of_probabilities(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
+    logs = ch5._trigram_probs(train, val, vocab_size, k, lambdas)
+    return -math.log(float(np.prod(np.exp(logs)))) / len(logs) if np.prod(np.exp(logs)) > 0 else float("inf")
+
+
+def pg_calls_library(model, weight_decay):
+    return TR.param_groups(model, weight_decay)
+
+
+def pg_generators(model, weight_decay):
+    ps = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": (p for p in ps if p.dim() >= 2), "weight_decay": weight_decay},
+            {"params": filter(lambda p: p.dim() < 2, ps), "weight_decay": 0.0}]
+
+
+def lr_calls_library(step, max_lr, warmup, total, min_lr=0.0):
+    return TR.lr_at(step, max_lr, warmup, total, min_lr)
+
+
+def lr_slightly_off(step, max_lr, warmup, total, min_lr=0.0):
+    return ch5._lr_ref(step, max_lr, warmup, total, min_lr) * (1 + 1e-7)
+
+
+ISSUE19 = [
+    Mutant("check_interpolated_trigram", "returns gptlib's own interpolated_trigram_nll", tri_calls_library,
+           hint="ngram.interpolated_trigram_nll, the solution", kind="solution"),
+    Mutant("check_interpolated_trigram", "V inferred from the data", tri_vocab_from_data,
+           hint="not a V inferred from the data", kind="input"),
+    Mutant("check_interpolated_trigram", "sorts the caller's train array", tri_sorts_the_callers_arrays,
+           hint="modified in place", kind="alias"),
+    Mutant("check_interpolated_trigram", "a product of probabilities", tri_product_of_probabilities,
+           hint="never multiply the probabilities", kind="range"),
+    Mutant("check_param_groups", "returns gptlib's own param_groups", pg_calls_library,
+           hint="train.param_groups, the solution", kind="solution"),
+    Mutant("check_param_groups", "params as one-shot iterators", pg_generators, hint="not a generator",
+           kind="state"),
+    Mutant("check_lr_at", "returns gptlib's own lr_at", lr_calls_library, hint="train.lr_at, the solution",
+           kind="solution"),
+    Mutant("check_lr_at", "off by a relative 1e-7", lr_slightly_off, hint="relative error 1.00e-07", kind="message"),
+]
+
 REFERENCES = {"check_interpolated_trigram": NG.interpolated_trigram_nll, "check_param_groups": TR.param_groups,
               "check_lr_at": TR.lr_at}
 
@@ -272,6 +329,7 @@ MUTANTS = [
     Mutant("check_lr_at", "divides by total - warmup before the branches", lr_progress_first,
            hint="no cosine phase", kind="edge"),
     Mutant("check_lr_at", "returns a torch tensor", lr_tensor, hint="Python float", kind="dtype"),
+    *ISSUE19,
 ]
 
 test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch5, REFERENCES, MUTANTS)

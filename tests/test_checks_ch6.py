@@ -216,8 +216,15 @@ class SubclassesGptlib(finetune.LoRALinear):
     pass
 
 
+class BiasAlwaysThere(_LoRA):                                      # assumes the base layer has a bias
+    def forward(self, x):
+        y = x @ self.base.weight.t() + self.base.bias
+        return y if self.merged else y + self.scaling * self.lora_B(self.lora_A(self.lora_dropout(x)))
+
+
 REFERENCES_lora = {"check_lora_linear": finetune.LoRALinear}
 MUTANTS_lora = [
+    Mutant("check_lora_linear", "assumes the base has a bias", BiasAlwaysThere, hint="bias=False", kind="edge"),
     Mutant("check_lora_linear", "B initialised non-zero", BNotZero, hint="B must start at zeros", kind="edge"),
     Mutant("check_lora_linear", "A initialised to zeros", AZero, hint="A must be random"),
     Mutant("check_lora_linear", "A ~ N(0, 1)", ANormal, hint="kaiming-uniform"),
@@ -316,9 +323,28 @@ def last_squeezed(h, attention_mask):                               # drops the 
     return _last(h, attention_mask).squeeze()
 
 
+def lts_float_mask_index(h, mask):                                # mask.sum() of a float mask is a float
+    return h[torch.arange(h.size(0), device=h.device), mask.sum(-1) - 1]
+
+
+def lts_flat_view(h, mask):                                       # .view(B*T, C) fails on a transposed h
+    B, T, C = h.shape
+    idx = torch.arange(B, device=h.device) * T + mask.long().sum(-1) - 1
+    return h.view(B * T, C)[idx]
+
+
+def lts_lengths_via_python(h, mask):                              # lengths rebuilt on the CPU from a Python list
+    idx = torch.tensor([int(m.sum()) - 1 for m in mask.long()])
+    return h.gather(1, idx[:, None, None].expand(-1, 1, h.size(-1))).squeeze(1)
+
+
 LTS = "check_last_token_states"
 REFERENCES_classify = {LTS: finetune.last_token_states}
 MUTANTS_classify = [
+    Mutant(LTS, "indexes with the sum of a float mask", lts_float_mask_index, hint="float mask", kind="input"),
+    Mutant(LTS, "flattens h with .view", lts_flat_view, hint="not contiguous", kind="input"),
+    Mutant(LTS, "lengths rebuilt on the CPU (data-dependent)", lts_lengths_via_python, hint="build it on h.device",
+           kind="device"),
     Mutant(LTS, "takes position -1 in every row", last_always_minus_one,
            hint="position -1", kind="edge"),
     Mutant(LTS, "takes the first token", last_first_token, hint="first token", kind="edge"),
@@ -446,9 +472,27 @@ def mask_calls_gptlib(ids, n_prompt, ignore_index=-100):
     return FT.mask_prompt(ids, n_prompt, ignore_index)
 
 
+def mask_by_value(ids, n_prompt, ignore_index=-100):           # masks every target that is a prompt token
+    if not 1 <= n_prompt <= ids.numel() - 1:
+        raise ValueError(f"n_prompt={n_prompt} must be in 1..{ids.numel() - 1}")
+    y = ids[1:].long().clone()
+    y[torch.isin(y, ids[:n_prompt].long())] = ignore_index
+    return ids[:-1].long(), y
+
+
+def mask_labels_via_python(ids, n_prompt, ignore_index=-100):   # labels rebuilt on the CPU from a Python list
+    if not 1 <= n_prompt <= ids.numel() - 1:
+        raise ValueError(f"n_prompt={n_prompt} must be in 1..{ids.numel() - 1}")
+    y = torch.tensor([ignore_index] * (n_prompt - 1) + ids[n_prompt:].tolist())
+    return ids[:-1].long(), y
+
+
 MASK = "check_mask_prompt"
 REFERENCES_sft = {MASK: FT.mask_prompt}
 MUTANTS_sft = [
+    Mutant(MASK, "masks by token value", mask_by_value, hint="expected", kind="edge"),
+    Mutant(MASK, "labels rebuilt on the CPU (data-dependent)", mask_labels_via_python, hint="default device",
+           kind="device"),
     Mutant(MASK, "masks the answer instead of the prompt", mask_answer_not_prompt, "masked the answer"),
     Mutant(MASK, "ignores the first answer token (mask n_prompt)", mask_first_answer_token, "FIRST answer token"),
     Mutant(MASK, "counts the last prompt token (mask n_prompt - 2)", mask_one_too_few, "n_prompt - 2"),

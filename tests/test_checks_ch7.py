@@ -251,10 +251,85 @@ def beams_call_gptlib(beam_scores, log_probs, k):
     return G.beam_candidates(beam_scores, log_probs, k)
 
 
+# --------------------------------------------------------------------------------------- issue 19's classes
+def top_p_transformers(scores, top_p, min_tokens_to_keep=1):     # the library the exercise text names
+    from transformers.generation.logits_process import TopPLogitsWarper
+    return TopPLogitsWarper(top_p, min_tokens_to_keep=min_tokens_to_keep)(None, scores)
+
+
+def top_p_topk_for_min(scores, top_p, min_tokens_to_keep=1):     # topk fails when min_tokens_to_keep > V
+    out = _top_p(scores, top_p, 1)
+    keep = scores.topk(min_tokens_to_keep, dim=-1).indices
+    return out.scatter(1, keep, scores.gather(1, keep))
+
+
+def top_p_returns_input(scores, top_p, min_tokens_to_keep=1):    # nothing to filter: the input itself
+    return scores if top_p >= 1.0 else _top_p(scores, top_p, min_tokens_to_keep)
+
+
+def top_p_half(scores, top_p, min_tokens_to_keep=1):             # probabilities in float16
+    sorted_scores, order = torch.sort(scores, descending=False)
+    cum = sorted_scores.half().softmax(dim=-1).cumsum(dim=-1).float()
+    remove = cum <= (1 - top_p)
+    remove[..., -min_tokens_to_keep:] = False
+    return scores.masked_fill(remove.scatter(1, order, remove), NEG)
+
+
+class OverflowOnlyWhenFull(G.LayerKVCache):                     # checks only a full cache, not length + T_new
+    def update(self, k, v):
+        if self.length >= self.max_len:
+            raise ValueError(f"the cache is full (max_len={self.max_len})")
+        start, end = self.length, self.length + k.size(2)
+        self.k[:, :, start:end] = k
+        self.v[:, :, start:end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+
+class GrowsByCat(G.LayerKVCache):                               # replaces the buffers by ever longer tensors
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.limit = self.k.size(2)
+
+    @property
+    def max_len(self):
+        return self.limit
+
+    def update(self, k, v):
+        if self.length + k.size(2) > self.max_len:
+            raise ValueError(f"{self.length + k.size(2)} positions do not fit in max_len={self.max_len}")
+        self.k = torch.cat([self.k[:, :, :self.length], k], dim=2)
+        self.v = torch.cat([self.v[:, :, :self.length], v], dim=2)
+        self.length += k.size(2)
+        return self.k, self.v
+
+
+def beam_indices_via_python(beam_scores, log_probs, k):         # indices rebuilt on the CPU from a Python list
+    B, nb, V = log_probs.shape
+    scores, flat = (log_probs + beam_scores[:, :, None]).reshape(B, -1).topk(k, dim=-1)
+    flat = torch.tensor(flat.tolist())
+    return scores, flat // V, flat % V
+
+
+ISSUE19 = [
+    Mutant("check_top_p_filter", "calls transformers' TopPLogitsWarper", top_p_transformers,
+           hint="TopPLogitsWarper", kind="solution"),
+    Mutant("check_top_p_filter", "topk(min_tokens_to_keep)", top_p_topk_for_min,
+           hint="min_tokens_to_keep > vocabulary size", kind="boundary"),
+    Mutant("check_top_p_filter", "returns the input itself at top_p=1", top_p_returns_input,
+           hint="the scores tensor itself", kind="alias"),
+    Mutant("check_top_p_filter", "probabilities in float16", top_p_half, kind="range"),
+    Mutant("check_kv_cache_update", "overflow checked only when full", OverflowOnlyWhenFull,
+           hint="only partly filled", kind="boundary"),
+    Mutant("check_kv_cache_update", "buffers replaced by torch.cat", GrowsByCat, hint="no torch.cat", kind="state"),
+    Mutant("check_beam_candidates", "indices rebuilt on the CPU (data-dependent)", beam_indices_via_python,
+           hint="default device", kind="device"),
+]
+
 REFERENCES = {"check_top_p_filter": G.top_p_filter, "check_kv_cache_update": G.LayerKVCache,
               "check_beam_candidates": G.beam_candidates}
 TP, KV, BEAM = "check_top_p_filter", "check_kv_cache_update", "check_beam_candidates"
-MUTANTS = [
+MUTANTS = [*ISSUE19,
     Mutant(TP, "drops the token that crosses top_p", top_p_drops_the_crossing_token, "crosses", kind="message"),
     Mutant(TP, "ignores min_tokens_to_keep", top_p_ignores_min_tokens, "min_tokens_to_keep", kind="edge"),
     Mutant(TP, "accumulates raw scores", top_p_on_raw_scores, "softmax", kind="message"),

@@ -243,6 +243,10 @@ def check_split_heads(fn) -> None:
                         "transpose(1, 2)": lambda: x.reshape(B, nh, T, C // nh),
                         "heads take interleaved channels? head h owns channels h*hs..(h+1)*hs-1: "
                         "view(B, T, nh, hs)": lambda: x.view(B, T, C // nh, nh).permute(0, 3, 1, 2)})
+        x = _randn(2, 12, 5, seed=12).transpose(1, 2)                # (2, 5, 12), not contiguous
+        case = "x (2, 5, 12) not contiguous (a transposed tensor), n_head=3"
+        c.close(c.call(case, fn, x, 3), _ref_split(x, 3), case, "x may be any strided tensor (e.g. a transpose): "
+                "split the last dimension with .view(B, T, n_head, hs) or .reshape, never flatten (B*T, C) with .view")
         x = c.to_device(_randn(2, 5, 12, seed=9))
         case = f"x (2, 5, 12) on device {c.device!r}, n_head=3"
         got = c.device_run(case, fn, x, 3)

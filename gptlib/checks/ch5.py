@@ -96,6 +96,9 @@ def check_interpolated_trigram(fn: Callable) -> None:
                  (train[::-1], val, V, 0.5, (0.2, 0.3, 0.5), np.int64, "the training text reversed"),
                  (train, val, V + 5, 0.5, (0.2, 0.3, 0.5), np.int64,
                   f"vocab_size={V + 5}, larger than any id in the data (ids 0..{V - 1})"),
+                 (train, np.tile(val, 30), V, 0.5, (0.2, 0.3, 0.5), np.int64,
+                  f"a long validation text ({len(val) * 30} tokens): a product of that many probabilities "
+                  "underflows to 0"),
                  (tr16, va16, 50257, 0.5, (0.2, 0.3, 0.5), np.uint16,
                   "token ids as uint16, vocab_size=50257"),
                  (tr32, va32, 50257, 0.01, (0.1, 0.3, 0.6), np.int32,
@@ -108,8 +111,11 @@ def check_interpolated_trigram(fn: Callable) -> None:
                                  "must stay as they were; work on a copy")
             c.expect(isinstance(got, float) and np.ndim(got) == 0, case,
                      f"return one Python float (the mean; float(...)), got {type(got).__name__}")
-            c.expect(math.isfinite(got), case, f"got {got}: a context never seen in train has count 0; add k·V to "
-                     "every denominator so each probability stays finite and positive")
+            c.expect(math.isfinite(got), case, f"got {got}: " + (
+                "a product of hundreds of probabilities underflows to 0.0 (log(0) = -inf): add the logs of "
+                "the mixed probabilities (mean of log p), never multiply the probabilities" if "long" in case else
+                "a context never seen in train has count 0; add k·V to every denominator so each probability "
+                "stays finite and positive"))
             if abs(got - want) < 1e-6 * max(1.0, abs(want)):
                 c.expect(True, case, "")
                 continue
@@ -126,15 +132,16 @@ def check_interpolated_trigram(fn: Callable) -> None:
                     lambda: _mean_nll(tr, va, vocab, k, lam[::-1]),
                 "count on train and score val, not the other way round": lambda: _mean_nll(va, tr, vocab, k, lam),
                 "natural log (nats), not log2": lambda: want / math.log(2),
-                "use the vocab_size argument for V in k·V, not the number of distinct ids in the data (a "
+                "use the vocab_size argument for V in k·V, not a V inferred from the data (the number of distinct ids; a "
                 "vocabulary has tokens the text never uses)": lambda: _mean_nll(
                     tr, va, len(set(tr.tolist()) | set(va.tolist())), k, lam),
-                "use the vocab_size argument for V in k·V, not the largest id in the data + 1 (a vocabulary has "
+                "use the vocab_size argument for V in k·V, not a V inferred from the data (the largest id + 1; a vocabulary has "
                 "tokens the text never uses)": lambda: _mean_nll(tr, va, int(max(tr.max(), va.max())) + 1, k, lam),
                 "return the mean over the targets, not the sum": lambda: want * n,
                 f"score the targets val[2:] ({n} of them), each with the two tokens before it":
                     lambda: _mean_nll(tr, va[1:], vocab, k, lam),
             }
+            n = len(va) - 2
             hint = next((h for h, w in wrong.items() if abs(got - w()) < 1e-6 * max(1.0, abs(w()))),
                         _FORMULA + ("; count ordered n-grams: (a, b, c) is not (c, b, a)"
                                     if case == "the training text reversed" else ""))

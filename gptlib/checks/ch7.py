@@ -170,13 +170,15 @@ def check_kv_cache_update(cls: type) -> None:
             c.close(v_all, want_v, case + ": values",
                     "the values must be the values you were given (v), stored like the keys", atol=0, rtol=0)
             c.expect(cache.length == n, case, f"length must count the cached positions: {n}, got {cache.length}")
+            bk, bv = getattr(cache, "k", None), getattr(cache, "v", None)
+            c.expect(isinstance(bk, torch.Tensor) and isinstance(bv, torch.Tensor) and
+                     tuple(bk.shape) == (B, nh, L, hs) and tuple(bv.shape) == (B, nh, L, hs),
+                     case + ": the buffers self.k, self.v", f"keep self.k and self.v as __init__ allocates them, "
+                     f"({B}, {nh}, max_len={L}, {hs}) each, and write into them (no torch.cat onto a growing tensor: "
+                     "the model reads max_len from self.k.size(2))")
         # the buffers the rest of the library reads (KVCache.max_len is self.k.size(2)): allocated once, filled
         want_k = torch.cat(ks, dim=2)
-        bk, bv = getattr(cache, "k", None), getattr(cache, "v", None)
-        c.expect(isinstance(bk, torch.Tensor) and isinstance(bv, torch.Tensor) and tuple(bk.shape) == (B, nh, L, hs)
-                 and tuple(bv.shape) == (B, nh, L, hs), "the buffers self.k, self.v after the updates",
-                 f"keep self.k and self.v as __init__ allocates them, ({B}, {nh}, max_len={L}, {hs}) each, and write "
-                 "into them (no torch.cat onto a growing tensor: the model reads max_len from self.k.size(2))")
+        bk = getattr(cache, "k", None)
         c.close(bk[:, :, :L], want_k, "the buffer self.k after the updates", "self.k[:, :, :length] must hold the "
                 "cached keys in order (write each update at positions length .. length + T_new)", atol=0, rtol=0)
         for start, extra in ((L, 2), (L - 2, 0)):
