@@ -100,6 +100,10 @@ def check_top_p_filter(top_p_filter_fn: Callable) -> None:
             "keep 0.5 and 0.3 (their mass 0.8 reaches 0.75), set the others to -inf")
         run("probabilities [.15 .5 .05 .3] in bfloat16, top_p=0.75", probs.log().bfloat16(), 0.75, 1,
             "keep 0.5 and 0.3, in the scores' dtype")
+        run("probabilities [.5 .3 .2] as scores log(p) + 1000 (large, yet a spread-out softmax), top_p=0.81",
+            torch.tensor([[0.5, 0.3, 0.2]]).log() + 1000, 0.81, 1,
+            "keep all three (0.5 + 0.3 = 0.8 < 0.81); compute the probabilities with softmax in the scores' dtype "
+            "(float32): in float16, scores near 1000 are rounded to steps of 0.5 and the probabilities change")
         run("four equal scores (ties), top_p=0.5", torch.zeros(1, 4), 0.5, 1,
             "with ties, keep the tokens transformers keeps: sort ascending with torch.sort, remove cumulative "
             "probability <= 1 - top_p")
