@@ -33,10 +33,13 @@ Writing a check: the whole API
 * `c.grads(case, got, want, wrt_got, wrt_want, hint)`: gradients by value. `torch.autograd.grad` of the
   learner's and the reference's outputs (same random cotangent) w.r.t. the named tensors must agree.
 * `c.device_run(case, fn, *args, **kwargs)`: `c.call` for a case on another device (`c.device`: CUDA when there
-  is one, else "meta", which rejects CPU operands as CUDA does); compare its result with the reference's on the
-  same inputs via `c.like(got, want, case, hint)` (type, shape, dtype, device; the values are checked on the
-  CPU). Move inputs with `c.to_device(t)`, modules with `module.to(c.device)`. A mask or arange built on the CPU
-  fails with "build it on x.device".
+  is one; else the CPU, where a second device is simulated: inside the run a tensor made without `device=` counts
+  as being on "the default device", so combining it with an input raises the error CUDA would raise, and a result
+  made there fails `c.close`/`c.like` with "the result was made on the default device"; `c.stray(t)` asks). The
+  inputs stay real CPU tensors, so data-dependent code (`.item()`, `.tolist()`) runs and is judged too. Compare
+  its result with the reference's on the same inputs via `c.like(got, want, case, hint)` (type, shape, dtype,
+  device). Move inputs with `c.to_device(t)`, modules with `module.to(c.device)`. A mask or arange built on the
+  CPU fails with "build it on x.device".
 * `diagnose(got, mistakes, default)`: THE "which known mistake matches" helper, used by `equal` and `close`.
   `mistakes` maps a hint to the output that mistake produces on the same input (a value, or a zero-argument
   callable computed only when the result is wrong; or the whole mapping as a zero-argument callable); the first
@@ -44,22 +47,28 @@ Writing a check: the whole API
 * `forbid(names, hint)`: a context manager in which the named torch functions (e.g. "layer_norm", "gelu",
   "scaled_dot_product_attention"; "*" = any torch function) raise, so a shortcut the exercise forbids fails
   with `hint`, however it was imported. It yields the set of torch function names called (to require one).
-* `no_solution(c, learner, reference, hint)`: a context manager that fails with `hint` when the learner's code
-  calls `reference` (gptlib's own solution of the exercise: a function, or a class and its methods) while the
-  block runs; when the learner's object is the reference itself (a test of the check), nothing is watched.
+* `no_solution(c, learner, reference, hint, also=())`: a context manager that fails with `hint` when the learner's
+  code calls `reference` (gptlib's own solution of the exercise: a function, or a class and its methods) or one of
+  `also` ((module, qualified-name prefix) pairs, e.g. transformers' TopPLogitsWarper) while the block runs; when
+  the learner's object is the reference itself (a test of the check), nothing is watched.
+* `rel_error(got, want)`: "got G, expected W (relative error R)" with every digit (use it in messages).
 * Randomness: `c.rng` (random.Random) and `c.gen()` (torch.Generator) are seeded from `c.seed`, fresh every
   run (set GPTLIB_CHECK_SEED to replay one); random cases print the seed. Keep the number of checks per run
   constant, so the success line does not change.
 
-A crash in the learner's code fails as `CheckFailed` naming the case; a crash that happens in the check itself
+In Jupyter a `CheckFailed` shows as its message and the learner's own line (`_render_traceback_`), not the
+chained traceback through the check. A crash in the learner's code fails as `CheckFailed` naming the case; a crash that happens in the check itself
 (no frame of the learner's objects in the traceback) raises `CheckError`, saying it is not the learner's bug.
 So validate what the learner returns (type, attributes) with `c.expect` before using it in the check.
 
-What every check should cover (the escape classes of issue 11): a run on `c.device` (masks, aranges, angles
+What every check should cover (the escape classes of issues 11 and 19): a run on `c.device` (masks, aranges, angles
 built on the CPU), dtypes of outputs (and integer ids in int32/uint16 where the spec says ids), gradients by
 value (`c.grads`), the edge cases the spec implies (random sizes beyond any cached table, large magnitudes,
 empty inputs, fully masked rows, dropout > 0 in train() and eval()), `forbid` for any shortcut the text
-forbids, and `mistakes` so that each known mistake gets its own hint.
+forbids, and `mistakes` so that each known mistake gets its own hint; and (issue 19) `no_solution` for gptlib's
+and any named library's solution, every edge case on every seed (never left to a random draw), sizes at the
+limits, inputs whose numbers underflow or overflow, inputs compared after the call and results that must not be
+the input itself, non-contiguous and float inputs and unused vocabulary, and the state the library reads later.
 
 Proving a check (tests/test_checks_chN.py, harness in tests/mutation.py): `check_tests(chN, REFERENCES,
 MUTANTS)` (reference passes, stub fails, each `Mutant(check, what, impl, hint=..., kind=...)` fails with its
