@@ -1,7 +1,8 @@
-"""Issue 19: a learner runs a check once, with a random seed. So a wrong solution must fail on EVERY seed and a
-correct one must pass on every seed: the references and correct alternative solutions (different but right
-implementations) pass on 8 seeds; issue 19's mutants and the device mutants (decisive without a GPU) fail on
-the same 8 seeds."""
+"""Issue 19: a learner runs a check once, with a random seed. So a wrong solution must fail on EVERY
+seed and a correct one must pass on every seed: the references and correct alternative solutions
+(different but right implementations) pass on 8 seeds; issue 19's mutants and the device mutants
+(decisive without a GPU) fail on the same 8 seeds."""
+
 import contextlib
 import io
 import math
@@ -31,7 +32,7 @@ def _run(module, name, impl, seed, monkeypatch) -> str:
     return out.getvalue()
 
 
-# ------------------------------------------------------------------------ correct alternative solutions
+# -------------------------------------------------------------- correct alternative solutions
 def merge_while(ids, pair, new_id):
     out, i = [], 0
     while i < len(ids):
@@ -63,7 +64,9 @@ def attention_where(q, k, v, mask=None, is_causal=False, dropout_p=0.0):
         s = s + mask
     s = torch.where(ok, s, torch.tensor(float("-inf"), dtype=s.dtype, device=s.device))
     dead = torch.isneginf(s).all(-1, keepdim=True)
-    w = torch.where(dead, torch.zeros_like(s), torch.where(dead, torch.zeros_like(s), s).softmax(-1))
+    w = torch.where(
+        dead, torch.zeros_like(s), torch.where(dead, torch.zeros_like(s), s).softmax(-1)
+    )
     return F.dropout(w, dropout_p) @ v
 
 
@@ -72,14 +75,20 @@ def trigram_counter(train, val, vocab_size, k=0.01, lambdas=(0.1, 0.3, 0.6)):
     n1, n2, n3 = Counter(tr), Counter(zip(tr, tr[1:])), Counter(zip(tr, tr[1:], tr[2:]))
     c2, c3 = Counter(tr[:-1]), Counter(zip(tr[:-2], tr[1:-1]))
     kv, (l1, l2, l3) = k * vocab_size, lambdas
-    logs = [math.log(l1 * (n1[c] + k) / (len(tr) + kv) + l2 * (n2[b, c] + k) / (c2[b] + kv)
-                     + l3 * (n3[a, b, c] + k) / (c3[a, b] + kv)) for a, b, c in zip(va, va[1:], va[2:])]
+    logs = [
+        math.log(
+            l1 * (n1[c] + k) / (len(tr) + kv)
+            + l2 * (n2[b, c] + k) / (c2[b] + kv)
+            + l3 * (n3[a, b, c] + k) / (c3[a, b] + kv)
+        )
+        for a, b, c in zip(va, va[1:], va[2:])
+    ]
     return -sum(logs) / len(logs)
 
 
 def param_groups_seen(model, weight_decay):
     seen, decay, plain = set(), [], []
-    for p in model.parameters():                          # parameters() yields a tied tensor once too
+    for p in model.parameters():  # parameters() yields a tied tensor once too
         if p.requires_grad and id(p) not in seen:
             seen.add(id(p))
             (decay if p.ndim >= 2 else plain).append(p)
@@ -92,7 +101,9 @@ def lr_at_sin(step, max_lr, warmup, total, min_lr=0.0):
     if step >= total:
         return min_lr
     p = (step - warmup) / (total - warmup)
-    return min_lr + (max_lr - min_lr) * math.cos(math.pi * p / 2) ** 2      # (1 + cos x) / 2 = cos²(x / 2)
+    return (
+        min_lr + (max_lr - min_lr) * math.cos(math.pi * p / 2) ** 2
+    )  # (1 + cos x) / 2 = cos²(x / 2)
 
 
 def last_token_gather(h, attention_mask):
@@ -105,7 +116,9 @@ def mask_prompt_where(ids, n_prompt, ignore_index=-100):
         raise ValueError(f"n_prompt={n_prompt} must be in 1..{ids.numel() - 1}")
     pos = torch.arange(1, ids.numel(), device=ids.device)
     y = ids[1:].to(torch.int64)
-    return ids[:-1].to(torch.int64), torch.where(pos < n_prompt, torch.full_like(y, ignore_index), y)
+    return ids[:-1].to(torch.int64), torch.where(
+        pos < n_prompt, torch.full_like(y, ignore_index), y
+    )
 
 
 class KVIndexCopy(G.LayerKVCache):
@@ -127,22 +140,34 @@ def beam_divmod(beam_scores, log_probs, k):
 
 
 ALTERNATIVES = [
-    (ch1, "check_merge", merge_while), (ch1, "check_decode_ids", decode_bytearray),
+    (ch1, "check_merge", merge_while),
+    (ch1, "check_decode_ids", decode_bytearray),
     (ch2, "check_attention", attention_where),
-    (ch5, "check_interpolated_trigram", trigram_counter), (ch5, "check_param_groups", param_groups_seen),
+    (ch5, "check_interpolated_trigram", trigram_counter),
+    (ch5, "check_param_groups", param_groups_seen),
     (ch5, "check_lr_at", lr_at_sin),
-    (ch6, "check_last_token_states", last_token_gather), (ch6, "check_mask_prompt", mask_prompt_where),
-    (ch7, "check_kv_cache_update", KVIndexCopy), (ch7, "check_beam_candidates", beam_divmod),
+    (ch6, "check_last_token_states", last_token_gather),
+    (ch6, "check_mask_prompt", mask_prompt_where),
+    (ch7, "check_kv_cache_update", KVIndexCopy),
+    (ch7, "check_beam_candidates", beam_divmod),
 ]
 REFERENCES = [(MODULES[t], name, ref) for t in MODULES for name, ref in t.REFERENCES.items()]
-WRONG = [(MODULES[t], m) for t in MODULES for m in t.MUTANTS if m in getattr(t, "ISSUE19", []) or
-         m.kind in ("device", "solution", "boundary", "range", "alias", "input", "state", "semantics")]
+WRONG = [
+    (MODULES[t], m)
+    for t in MODULES
+    for m in t.MUTANTS
+    if m in getattr(t, "ISSUE19", [])
+    or m.kind in ("device", "solution", "boundary", "range", "alias", "input", "state", "semantics")
+]
 
 
-@pytest.mark.parametrize("module, name, impl", REFERENCES + ALTERNATIVES,
-                         ids=[f"{n}:{getattr(i, '__name__', i)}" for _, n, i in REFERENCES + ALTERNATIVES])
+@pytest.mark.parametrize(
+    "module, name, impl",
+    REFERENCES + ALTERNATIVES,
+    ids=[f"{n}:{getattr(i, '__name__', i)}" for _, n, i in REFERENCES + ALTERNATIVES],
+)
 def test_correct_solutions_pass_on_every_seed(module, name, impl, monkeypatch):
-    seeds = SEEDS[:3] if name == "check_multi_head_attention" else SEEDS     # 1.5 s a run: 3 seeds
+    seeds = SEEDS[:3] if name == "check_multi_head_attention" else SEEDS  # 1.5 s a run: 3 seeds
     lines = {_run(module, name, impl, seed, monkeypatch) for seed in seeds}
     assert len(lines) == 1 and lines.pop().startswith("✔"), lines
 

@@ -4,13 +4,15 @@ from collections import Counter
 from pathlib import Path
 
 KINDS = ("device", "dtype", "gradient", "edge", "shortcut", "message")
-# issue 19's classes: solution (gptlib's or transformers' own solution called), boundary (sizes at the limits),
-# range (numerical range), alias (in-place writes to inputs, the input returned), input (coverage: strides,
-# float masks, unused vocabulary), state (what the rest of the library reads), semantics (Chapters 1-4's
-# representation mistakes); device, edge and message as in issue 11
+# issue 19's classes: solution (gptlib's or transformers' own solution called), boundary (sizes
+# at the limits), range (numerical range), alias (in-place writes to inputs, the input returned),
+# input (coverage: strides, float masks, unused vocabulary), state (what the rest of the library
+# reads), semantics (Chapters 1-4's representation mistakes); device, edge and message as in
+# issue 11
 KINDS_19 = ("solution", "boundary", "range", "alias", "input", "state", "semantics")
 
-# check -> the classes of issue 19 that apply to it, each proven closed by at least one mutant of that kind
+# check -> the classes of issue 19 that apply to it, each proven closed by at least one mutant of
+# that kind
 ISSUE19 = {
     ("test_checks_ch1", "check_merge"): {"semantics"},
     ("test_checks_ch1", "check_decode_ids"): {"semantics"},
@@ -50,17 +52,28 @@ def test_every_chapter_proves_crash_messages_and_stable_success_lines():
     """A crash in the learner's code names the running case; the success line does not depend on the seed."""
     for name in _mutants():
         mod = importlib.import_module(name)
-        missing = [t for t in ("test_crash_names_case", "test_success_line_stable") if not hasattr(mod, t)]
-        assert not missing, (f"tests/{name}.py lacks {missing}: add `test_crash_names_case, "
-                             f"test_success_line_stable = robustness_tests(chN, REFERENCES)` (from mutation)")
+        missing = [
+            t for t in ("test_crash_names_case", "test_success_line_stable") if not hasattr(mod, t)
+        ]
+        assert not missing, (
+            f"tests/{name}.py lacks {missing}: add `test_crash_names_case, "
+            f"test_success_line_stable = robustness_tests(chN, REFERENCES)` (from mutation)"
+        )
 
 
 def test_every_class_of_issue_19_has_a_mutant_in_every_check_it_applies_to():
-    """The table ISSUE19 (check -> classes) is covered: each listed class has a mutant of that kind for that check."""
+    """The table ISSUE19 (check -> classes) is covered: each listed class has a mutant of that kind
+    for that check."""
     have: dict[tuple[str, str], set] = {}
     for name, ms in _mutants().items():
         for m in ms:
             have.setdefault((name, m.check), set()).add(m.kind)
-    missing = {key: sorted(want - have.get(key, set())) for key, want in ISSUE19.items() if want - have.get(key, set())}
+    missing = {
+        key: sorted(want - have.get(key, set()))
+        for key, want in ISSUE19.items()
+        if want - have.get(key, set())
+    }
     assert not missing, f"classes without a mutant: {missing}"
-    assert {k for want in ISSUE19.values() for k in want} >= set(KINDS_19), "a class of issue 19 is in no check"
+    assert {k for want in ISSUE19.values() for k in want} >= set(KINDS_19), (
+        "a class of issue 19 is in no check"
+    )

@@ -413,9 +413,9 @@ class _StrayDevice(TorchFunctionMode):
             for t in torch.utils._pytree.tree_leaves((args, kwargs))
             if isinstance(t, torch.Tensor)
         ]
+        factory = name in _FACTORIES and getattr(torch, name, None) is func
         if (
-            name in _FACTORIES
-            and getattr(torch, name, None) is func
+            factory
             and kwargs.get("device") is None
             and not (name in ("as_tensor", "asarray") and tensors)
         ):
