@@ -151,7 +151,9 @@ ALTERNATIVES = [
     (ch7, "check_kv_cache_update", KVIndexCopy),
     (ch7, "check_beam_candidates", beam_divmod),
 ]
-REFERENCES = [(MODULES[t], name, ref) for t in MODULES for name, ref in t.REFERENCES.items()]
+# Multi-head attention (1.5 s a run) is left to test_success_line_stable's two seeds
+REFERENCES = [(MODULES[t], name, ref) for t in MODULES for name, ref in t.REFERENCES.items()
+              if name != "check_multi_head_attention"]
 WRONG = [
     (MODULES[t], m)
     for t in MODULES
@@ -174,7 +176,7 @@ def test_correct_solutions_pass_on_every_seed(module, name, impl, monkeypatch):
 
 @pytest.mark.parametrize("module, m", WRONG, ids=[f"{m.check}:{m.what}" for _, m in WRONG])
 def test_wrong_solutions_fail_on_every_seed(module, m, monkeypatch):
-    for seed in SEEDS:
+    for seed in SEEDS[:2] if m.kind == "solution" else SEEDS:      # calling a solution: seed-blind
         with pytest.raises(CheckFailed) as e:
             _run(module, m.check, m.impl, seed, monkeypatch)
         assert not m.hint or m.hint.lower() in str(e.value).lower(), (seed, str(e.value))
