@@ -634,7 +634,7 @@ MUTANTS_sft = [
         MASK,
         "labels rebuilt on the CPU (data-dependent)",
         mask_labels_via_python,
-        hint="default device",
+        hint="create new tensors on the inputs' device",  # GPU or simulated
         kind="device",
     ),
     Mutant(

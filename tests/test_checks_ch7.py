@@ -340,7 +340,7 @@ ISSUE19 = [
         hint="the scores tensor itself",
         kind="alias",
     ),
-    Mutant("check_top_p_filter", "probabilities in float16", top_p_half, kind="range"),
+    Mutant("check_top_p_filter", "probabilities in float16", top_p_half, hint="in float16", kind="range"),
     Mutant(
         "check_kv_cache_update",
         "overflow checked only when full",
@@ -359,7 +359,7 @@ ISSUE19 = [
         "check_beam_candidates",
         "indices rebuilt on the CPU (data-dependent)",
         beam_indices_via_python,
-        hint="default device",
+        hint="create new tensors on the inputs' device",  # GPU or simulated
         kind="device",
     ),
 ]

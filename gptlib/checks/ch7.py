@@ -91,6 +91,14 @@ def _top_p_mistakes(scores: torch.Tensor, p: float, keep: int) -> dict[str, Any]
     }
 
 
+def _low_precision(scores: torch.Tensor, p: float) -> torch.Tensor:
+    """What top-p keeps when the probabilities are computed in float16."""
+    ss, order = torch.sort(scores)
+    r = ss.half().softmax(-1).cumsum(-1).float() <= 1 - p
+    r[..., -1:] = False
+    return scores.masked_fill(r.scatter(1, order, r), NEG)
+
+
 def check_top_p_filter(top_p_filter_fn: Callable) -> None:
     """top_p_filter(scores (B, V), top_p, min_tokens_to_keep=1) -> (B, V) equals transformers' TopPLogitsWarper."""
     with (
@@ -104,7 +112,8 @@ def check_top_p_filter(top_p_filter_fn: Callable) -> None:
         ),
     ):
 
-        def run(case: str, scores: torch.Tensor, p: float, keep: int, hint: str) -> None:
+        def run(case: str, scores: torch.Tensor, p: float, keep: int, hint: str,
+                first: Any = None) -> None:
             got = c.call(
                 case,
                 top_p_filter_fn,
@@ -132,7 +141,7 @@ def check_top_p_filter(top_p_filter_fn: Callable) -> None:
                 hint,
                 atol=0,
                 rtol=0,
-                mistakes=lambda: _top_p_mistakes(scores, p, keep),
+                mistakes=lambda: {**(first or {}), **_top_p_mistakes(scores, p, keep)},
             )
 
         # one row by hand: probabilities 0.5, 0.3, 0.15, 0.05 (shuffled), top_p 0.75 keeps 0.5 and 0.3
@@ -158,8 +167,11 @@ def check_top_p_filter(top_p_filter_fn: Callable) -> None:
             0.81,
             1,
             "keep all three (0.5 + 0.3 = 0.8 < 0.81); compute the probabilities with softmax in "
-            "the scores' dtype (float32): in float16, scores near 1000 are rounded to steps of 0.5 "
-            "and the probabilities change",
+            "the scores' dtype",
+            first={"the probabilities were computed in float16 or bfloat16: scores near 1000 are "
+                   "rounded there (to steps of 0.5 in float16) and the probabilities change; "
+                   "compute softmax in the scores' own dtype (float32)": lambda: _low_precision(
+                       torch.tensor([[0.5, 0.3, 0.2]]).log() + 1000, 0.81)},
         )
         run(
             "four equal scores (ties), top_p=0.5",
