@@ -304,7 +304,13 @@ def decode_nfc(ids, vocab):  # "cleans up" the text: Unicode normalisation
     )
 
 
+def merge_library(ids, pair, new_id):                   # returns gptlib's own solution
+    return tokenizer.merge(ids, pair, new_id)
+
+
 ISSUE19 = [
+    Mutant("check_merge", "calls gptlib's tokenizer.merge", merge_library,
+           hint="gptlib.tokenizer.merge, the solution", kind="solution"),
     Mutant(
         "check_merge",
         "merge done on a text rendering of the ids",

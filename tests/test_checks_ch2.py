@@ -181,7 +181,13 @@ def split_heads_flat_view(x, n_head):  # a view through (B*T, C): fails on a non
     return x.view(B * T, C).view(B, T, n_head, C // n_head).transpose(1, 2)
 
 
+def split_heads_library(x, n_head):                     # returns gptlib's own solution
+    return attention.split_heads(x, n_head)
+
+
 ISSUE19 = [
+    Mutant("check_split_heads", "calls gptlib's attention.split_heads", split_heads_library,
+           hint="gptlib.attention.split_heads, the solution", kind="solution"),
     Mutant(
         "check_attention",
         "dropout on v instead of the weights",

@@ -340,7 +340,8 @@ ISSUE19 = [
         hint="the scores tensor itself",
         kind="alias",
     ),
-    Mutant("check_top_p_filter", "probabilities in float16", top_p_half, hint="in float16", kind="range"),
+    Mutant("check_top_p_filter", "probabilities in float16", top_p_half, hint="in float16",
+           kind="range"),
     Mutant(
         "check_kv_cache_update",
         "overflow checked only when full",

@@ -14,14 +14,16 @@ import torch.nn.functional as F
 
 import test_checks_ch1 as T1
 import test_checks_ch2 as T2
+import test_checks_ch3 as T3
+import test_checks_ch4 as T4
 import test_checks_ch5 as T5
 import test_checks_ch6 as T6
 import test_checks_ch7 as T7
 from gptlib import generate as G
-from gptlib.checks import CheckFailed, ch1, ch2, ch5, ch6, ch7
+from gptlib.checks import CheckFailed, ch1, ch2, ch3, ch4, ch5, ch6, ch7
 
 SEEDS = [str(s) for s in (0, 1, 2, 3, 17, 123, 4242, 2**31 - 1)]
-MODULES = {T1: ch1, T2: ch2, T5: ch5, T6: ch6, T7: ch7}
+MODULES = {T1: ch1, T2: ch2, T3: ch3, T4: ch4, T5: ch5, T6: ch6, T7: ch7}
 
 
 def _run(module, name, impl, seed, monkeypatch) -> str:
@@ -151,9 +153,10 @@ ALTERNATIVES = [
     (ch7, "check_kv_cache_update", KVIndexCopy),
     (ch7, "check_beam_candidates", beam_divmod),
 ]
-# Multi-head attention (1.5 s a run) is left to test_success_line_stable's two seeds
+# The slowest checks (about 1 s a run) are left to test_success_line_stable's two seeds
+SLOW = {"check_multi_head_attention", "check_block", "check_hidden_states", "check_count_params"}
 REFERENCES = [(MODULES[t], name, ref) for t in MODULES for name, ref in t.REFERENCES.items()
-              if name != "check_multi_head_attention"]
+              if name not in SLOW]
 WRONG = [
     (MODULES[t], m)
     for t in MODULES

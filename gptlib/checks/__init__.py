@@ -83,6 +83,7 @@ kind=...)` fails with its hint) and `robustness_tests(chN, REFERENCES)` (a crash
 success line is seed-independent). """
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import linecache
@@ -783,15 +784,31 @@ def _learner_codes(objs: tuple) -> Optional[set[CodeType]]:
 
 
 @contextmanager
-def checker(name: str, *learner: Any, device_from: str = "x") -> Iterator[Checker]:
+def checker(name: str, *learner: Any, device_from: str = "x",
+            solution: Any = None) -> Iterator[Checker]:
     """`with checker("merge", merge) as c: ...`; prints a one-line summary when every check passed.
+
+    `solution`: gptlib's own solution of the exercise (a function or class): the check fails when
+    the learner's code calls it (see `no_solution`; nothing is watched when it is the learner).
 
     `learner`: the learner's function(s)/class(es) under test. An exception whose traceback passes through their
     code fails the check (CheckFailed, naming the case that was running, with the error chained so the
     traceback still points at their line); any other exception is a bug in the check (CheckError)."""
     c = Checker(name, learner, device_from)
+    guard: Any = contextlib.nullcontext()
+    if solution is not None and learner:
+        what = f"{solution.__module__}.{solution.__qualname__}"
+        hint = f"your code calls {what}, the solution of this exercise: write it yourself"
+        guard = no_solution(c, learner[0], solution, hint)
     try:
-        yield c
+        with guard:
+            yield c
+        sub = learner[0] if learner else None               # checked last: a mistake's own hint first
+        if isinstance(solution, type) and isinstance(sub, type) and sub is not solution and \
+                issubclass(sub, solution):
+            raise CheckFailed(f"{name}: your class subclasses {solution.__module__}."
+                              f"{solution.__qualname__}, the solution of this exercise: write it "
+                              "yourself")
     except Forbidden as e:
         raise CheckFailed(f"{name}: {c.case} — {e}") from None
     except CheckFailed:

@@ -14,6 +14,7 @@ from gptlib.checks import checker
 from gptlib.data import make_windows as _ref_windows
 from gptlib.tokenizer import BPETokenizer, encode_chunk as _ref_encode_chunk, get_stats as _ref_stats, \
     merge as _ref_merge
+from gptlib.tokenizer import decode_ids as _ref_decode_ids
 
 __all__ = ["check_get_stats", "check_merge", "check_encode_chunk", "check_make_windows", "check_decode_ids"]
 
@@ -32,7 +33,7 @@ def _pairs(ids, step=1, reverse=False):
 
 # ------------------------------------------------------------------------------------------------------- get_stats
 def check_get_stats(get_stats) -> None:
-    with checker("get_stats", get_stats) as c:
+    with checker("get_stats", get_stats, solution=_ref_stats) as c:
         c.call("get_stats([11, 12])", get_stats, [11, 12])
         fresh = c.call("get_stats([13, 14]) after get_stats([11, 12])", get_stats, [13, 14])
         c.expect(isinstance(fresh, dict) and (11, 12) not in fresh, "two calls without counts",
@@ -107,7 +108,7 @@ def _merge_mistakes(ids, pair, new_id) -> dict:
 
 
 def check_merge(merge) -> None:
-    with checker("merge", merge) as c:
+    with checker("merge", merge, solution=_ref_merge) as c:
         ids = [1, 2, 3, 1, 2, 2, 1, 2]
         case = "merge([1, 2, 3, 1, 2, 2, 1, 2], (1, 2), 99)"
         got = c.call(case, merge, ids, (1, 2), 99, inplace="modified the input list in place: "
@@ -231,7 +232,7 @@ def _encode_mistakes(ids, merges) -> dict:
 
 
 def check_encode_chunk(encode_chunk) -> None:
-    with checker("encode_chunk", encode_chunk) as c:
+    with checker("encode_chunk", encode_chunk, solution=_ref_encode_chunk) as c:
         # insertion order is NOT rank order, and the leftmost / most frequent pair is not the earliest merge
         case = "encode_chunk([1, 2, 3, 4, 9], three chained merges)"
         got = c.call(case, encode_chunk, [1, 2, 3, 4, 9], {(2, 3): 10, (10, 4): 12, (1, 12): 14})
@@ -273,7 +274,8 @@ def check_encode_chunk(encode_chunk) -> None:
 
 # ---------------------------------------------------------------------------------------------------- make_windows
 def check_make_windows(make_windows) -> None:
-    with checker("make_windows", make_windows, device_from="tokens") as c:
+    with checker("make_windows", make_windows, device_from="tokens",
+                 solution=_ref_windows) as c:
         tokens = torch.arange(100, 117)                       # N = 17, distinct values
         case = "make_windows(arange(100, 117), 4, 3)"
         out = c.call(case, make_windows, tokens, 4, 3, inplace="modified `tokens` in place")
@@ -346,7 +348,7 @@ def check_make_windows(make_windows) -> None:
 
 # ------------------------------------------------------------------------------------------------------ decode_ids
 def check_decode_ids(decode_ids) -> None:
-    with checker("decode_ids", decode_ids) as c:
+    with checker("decode_ids", decode_ids, solution=_ref_decode_ids) as c:
         vocab = {i: bytes([i]) for i in range(256)}
         vocab.update({256: b"\xf0\x9f", 257: b"\x91\x8b", 258: b" hi", 259: b"\xc3", 260: b"\xa9t\xc3\xa9"})
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from gptlib.attention import MultiHeadAttention as _RefMHA
+from gptlib.attention import causal_mask as _ref_causal
 from gptlib.attention import merge_heads as _ref_merge
 from gptlib.attention import scaled_dot_product_attention as _ref_sdpa
 from gptlib.attention import split_heads as _ref_split
@@ -34,7 +35,7 @@ def _randn(*shape: int, seed: int, dtype=torch.float32) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------------- causal_mask
 def check_causal_mask(fn) -> None:
     """`causal_mask(T, device=None) -> (T, T) bool`, True on and below the diagonal."""
-    with checker("causal_mask", fn, device_from="device") as c:
+    with checker("causal_mask", fn, device_from="device", solution=_ref_causal) as c:
         sizes = (5, 1, 7, c.rng.randint(2, 64), c.rng.randint(1025, 1500))   # random sizes, beyond cached masks
         for T in sizes:
             case = f"T={T}" + (f" (random, seed {c.seed})" if T not in (5, 1, 7) else "")
@@ -159,7 +160,8 @@ def check_attention(fn) -> None:
     generic = "compare with softmax(q @ kᵀ / sqrt(d_k) + mask) @ v step by step"
     shortcut = ("write attention from scratch: the check compares with torch's "
         "F.scaled_dot_product_attention")
-    with checker("scaled_dot_product_attention", fn, device_from="q") as c:
+    with checker("scaled_dot_product_attention", fn, device_from="q",
+                 solution=_ref_sdpa) as c:
         B, nh, T, hs, dv = 2, 3, 5, 4, 6
         q, k, v = _randn(B, nh, T, hs, seed=1), _randn(B, nh, T, hs, seed=2), _randn(B, nh, T, dv, seed=3)
         bool_mask = torch.rand(T, T, generator=torch.Generator().manual_seed(4)) > 0.4
@@ -278,7 +280,7 @@ def check_attention(fn) -> None:
 # -------------------------------------------------------------------------------------------- split / merge heads
 def check_split_heads(fn) -> None:
     """`split_heads(x, n_head)`: (B, T, C) -> (B, n_head, T, C // n_head)."""
-    with checker("split_heads", fn) as c:
+    with checker("split_heads", fn, solution=_ref_split) as c:
         rnh = c.rng.randint(2, 5)
         shapes = (
             (2, 5, 12, 3),
@@ -323,7 +325,7 @@ def check_split_heads(fn) -> None:
 
 def check_merge_heads(fn) -> None:
     """`merge_heads(y)`: (B, n_head, T, hs) -> (B, T, n_head * hs), the inverse of split_heads."""
-    with checker("merge_heads", fn, device_from="y") as c:
+    with checker("merge_heads", fn, device_from="y", solution=_ref_merge) as c:
         shapes = (
             (2, 3, 5, 4),
             (2, 1, 5, 4),
@@ -465,7 +467,7 @@ def check_multi_head_attention(cls) -> None:
         "compare step by step: c_attn -> split q, k, v -> split_heads -> attention (causal) -> "
         "merge_heads -> c_proj"
     )
-    with checker("MultiHeadAttention", cls) as c:
+    with checker("MultiHeadAttention", cls, solution=_RefMHA) as c:
 
         def build(n_embd, nh, case, **kw):
             m = c.call(f"{case}: MultiHeadAttention({n_embd}, {nh}, {kw})", cls, n_embd, nh, **kw)
