@@ -41,7 +41,8 @@ Writing a check: the whole API
   data-dependent code (`.item()`, `.tolist()`) runs and is judged too. Compare its result with the
   reference's on the same inputs via `c.like(got, want, case, hint)` (type, shape, dtype, device).
   Move inputs with `c.to_device(t)`, modules with `module.to(c.device)`. A mask or arange built on
-  the CPU fails with "build it on x.device".
+  the CPU fails with "build it on x.device". GPTLIB_CHECK_SIMULATED_DEVICE=1 simulates the second
+  device even on a GPU machine.
 * `diagnose(got, mistakes, default)`: THE "which known mistake matches" helper, used by `equal` and `close`.
   `mistakes` maps a hint to the output that mistake produces on the same input (a value, or a zero-argument
   callable computed only when the result is wrong; or the whole mapping as a zero-argument callable); the first
@@ -498,7 +499,8 @@ class Checker:
         self.name, self.passed = name, 0
         self.case: Optional[str] = None
         self.device_from = device_from
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        simulate = os.environ.get("GPTLIB_CHECK_SIMULATED_DEVICE") == "1"   # even with a GPU
+        self.device = "cuda" if torch.cuda.is_available() and not simulate else "cpu"
         self._stray: dict[
             int, torch.Tensor
         ] = {}  # storages made on "the default device" in a device run
@@ -803,7 +805,7 @@ def checker(name: str, *learner: Any, device_from: str = "x",
     try:
         with guard:
             yield c
-        sub = learner[0] if learner else None               # checked last: a mistake's own hint first
+        sub = learner[0] if learner else None          # checked last: a mistake's own hint first
         if isinstance(solution, type) and isinstance(sub, type) and sub is not solution and \
                 issubclass(sub, solution):
             raise CheckFailed(f"{name}: your class subclasses {solution.__module__}."
