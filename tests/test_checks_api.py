@@ -192,7 +192,11 @@ def test_ipython_shows_a_short_check_failure_not_the_chained_traceback():
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
 
-    shell = InteractiveShell.instance()
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.enabled = False                       # no history file in the home folder
+    shell = InteractiveShell.instance(config=config)
     try:
         with capture_output() as cap:
             shell.run_cell("from gptlib.checks import ch5\nch5.check_lr_at(lambda *a: 0.5)")
