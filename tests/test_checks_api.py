@@ -101,7 +101,7 @@ def test_close_checks_dtype_device_and_finiteness_before_values():
             c.close(got, want, "case", "hint", **kw)
     with pytest.raises(CheckFailed, match="dtype torch.float64, expected torch.float32"):
         quiet(lambda: run(torch.ones(2, dtype=torch.float64), torch.ones(2)))
-    with pytest.raises(CheckFailed, match="on meta, expected cpu"):
+    with pytest.raises(CheckFailed, match="on meta, expected cpu"):  # a result on another device
         quiet(lambda: run(torch.ones(2, device="meta"), torch.ones(2)))
     with pytest.raises(CheckFailed, match="NaN or inf"):
         quiet(lambda: run(torch.tensor([1.0, float("nan")]), torch.ones(2)))
@@ -136,3 +136,101 @@ def test_seed_is_fixed_by_the_environment(monkeypatch):
         a = c.rng.random()
     with checker("demo") as c:
         assert c.seed == 123 and c.rng.random() == a
+
+
+# ------------------------------------------------------------------- issue 19 and issue 21 (item 6)
+def _device_check(learner, *inputs):
+    def check():
+        with checker("demo", learner) as c:
+            got = c.device_run("demo", learner, *(c.to_device(t) for t in inputs))
+            c.like(got, inputs[0] * 1.0, "demo", "hint")
+    return quiet(check)
+
+
+def test_without_a_gpu_a_tensor_made_without_device_is_caught_decisively(monkeypatch):
+    monkeypatch.setenv("GPTLIB_CHECK_SIMULATED_DEVICE", "1")     # as without a GPU, on any machine
+    x = torch.ones(2, 3)
+    for wrong in (
+        lambda x: x + torch.arange(3),  # mixed with an input
+        lambda x: torch.zeros(2, 3) + x.sum().item(),  # data-dependent (.item()), result on the CPU
+        lambda x: torch.tensor(x.tolist()),  # rebuilt from Python values
+        lambda x: x.cpu() * 1.0,  # copied to the CPU
+        lambda x: torch.from_numpy(x.numpy()),
+    ):  # through numpy
+        with pytest.raises(CheckFailed, match="device"):
+            _device_check(wrong, x)
+    for right in (
+        lambda x: x + torch.arange(3, device=x.device),
+        lambda x: x + torch.arange(3).to(x.device),  # built on the CPU, then moved
+        lambda x: x + torch.ones(2, 3).tril().to(x),
+        lambda x: x * torch.tensor(2.0),  # a 0-d CPU tensor may mix, as with CUDA
+        lambda x: x[torch.arange(2)],  # CPU indices may index a GPU tensor
+        lambda x: torch.zeros_like(x) + x.new_ones(3),
+    ):
+        assert "✔" in _device_check(right, x)
+
+
+def test_check_failed_shows_the_message_and_the_learners_line_in_jupyter():
+    def learner(x):
+        return [][x]  # the learner's bug, deep in a chained traceback
+
+    def check():
+        with checker("demo", learner) as c:
+            c.call("demo(3)", learner, 3)
+
+    with pytest.raises(CheckFailed) as e:
+        quiet(check)
+    lines = e.value._render_traceback_()
+    assert len(lines) <= 4, lines
+    assert lines[0].startswith(
+        "CheckFailed: demo: your code raised IndexError while running demo(3)"
+    )
+    assert "test_checks_api.py" in lines[1] and "return [][x]" in lines[1], lines
+
+
+def test_ipython_shows_a_short_check_failure_not_the_chained_traceback():
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.enabled = False                       # no history file in the home folder
+    shell = InteractiveShell.instance(config=config)
+    try:
+        with capture_output() as cap:
+            shell.run_cell("from gptlib.checks import ch5\nch5.check_lr_at(lambda *a: 0.5)")
+    finally:
+        InteractiveShell.clear_instance()
+    text = cap.stdout + cap.stderr
+    assert "CheckFailed: lr_at:" in text and "relative error" in text, text
+    assert (
+        "Traceback" not in text and "gptlib/checks" not in text and len(text.splitlines()) <= 5
+    ), text
+
+
+def test_a_library_solution_imported_later_is_caught():
+    from gptlib.checks import no_solution
+
+    def reference(x):
+        return x
+
+    def learner(x):
+        import json  # any module: matched by module and qualified name
+
+        return json.dumps(x)
+
+    with pytest.raises(CheckFailed, match="write it yourself .*your code called dumps"):
+        with (
+            checker("demo", learner) as c,
+            no_solution(c, learner, reference, "write it yourself", also=(("json", "dumps"),)),
+        ):
+            c.call("demo", learner, 1)
+
+
+def test_rel_error_prints_enough_digits_to_differ():
+    from gptlib.checks import rel_error
+
+    msg = rel_error(0.000599168 * (1 + 1e-7), 0.000599168)
+    got, want = msg.split("got ")[1].split(", expected ")
+    assert got != want.split(" ")[0] and "relative error 1.00e-07" in msg, msg

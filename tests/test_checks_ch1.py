@@ -289,58 +289,193 @@ def decode_stream_no_final(ids, vocab):               # an incremental decoder n
     return "".join(dec.decode(vocab[i]) for i in ids)
 
 
+# ------------------------------------------------------------------------ issue 19's classes
+def merge_on_text(ids, pair, new_id):  # replaces in a text rendering of the ids
+    text = " " + " ".join(map(str, ids)) + " "
+    text = text.replace(f"{pair[0]} {pair[1]}", str(new_id))
+    return [int(t) for t in text.split()]
+
+
+def decode_nfc(ids, vocab):  # "cleans up" the text: Unicode normalisation
+    import unicodedata
+
+    return unicodedata.normalize(
+        "NFC", b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
+    )
+
+
+def merge_library(ids, pair, new_id):                   # returns gptlib's own solution
+    return tokenizer.merge(ids, pair, new_id)
+
+
+ISSUE19 = [
+    Mutant("check_merge", "calls gptlib's tokenizer.merge", merge_library,
+           hint="gptlib.tokenizer.merge, the solution", kind="solution"),
+    Mutant(
+        "check_merge",
+        "merge done on a text rendering of the ids",
+        merge_on_text,
+        hint="compare ids as integers",
+        kind="semantics",
+    ),
+    Mutant(
+        "check_decode_ids",
+        "decode that Unicode-normalises (NFC)",
+        decode_nfc,
+        hint="do not Unicode-normalise",
+        kind="semantics",
+    ),
+]
+
 MUTANTS = [
-    Mutant("check_get_stats", "non-overlapping pair count ('aaa')", stats_non_overlapping, hint="overlap"),
+    *ISSUE19,
+    Mutant(
+        "check_get_stats",
+        "non-overlapping pair count ('aaa')",
+        stats_non_overlapping,
+        hint="overlap",
+    ),
     Mutant("check_get_stats", "last pair missed", stats_misses_last_pair, hint="last pair"),
-    Mutant("check_get_stats", "counts argument ignored", stats_ignores_counts, hint="counts argument"),
-    Mutant("check_get_stats", "mutable default argument", stats_mutable_default, hint="mutable default"),
+    Mutant(
+        "check_get_stats", "counts argument ignored", stats_ignores_counts, hint="counts argument"
+    ),
+    Mutant(
+        "check_get_stats", "mutable default argument", stats_mutable_default, hint="mutable default"
+    ),
     Mutant("check_get_stats", "keys are strings, not tuples", stats_list_keys, hint="tuples"),
     Mutant("check_get_stats", "consumes the input list", stats_pops_input, hint="in place"),
-    Mutant("check_merge", "overlapping occurrences merged wrongly ('aaa')", merge_overlapping, hint="overlapping"),
+    Mutant(
+        "check_merge",
+        "overlapping occurrences merged wrongly ('aaa')",
+        merge_overlapping,
+        hint="overlapping",
+    ),
     Mutant("check_merge", "last element dropped", merge_drops_last, hint="last element"),
-    Mutant("check_merge", "only the first occurrence merged", merge_first_only, hint="not only the first"),
+    Mutant(
+        "check_merge",
+        "only the first occurrence merged",
+        merge_first_only,
+        hint="not only the first",
+    ),
     Mutant("check_merge", "modifies the input list in place", merge_in_place, hint="in place"),
     Mutant("check_merge", "pair order ignored", merge_unordered, hint="ordered"),
-    Mutant("check_encode_chunk", "merges applied in dict order", encode_in_dict_order, hint="wrong order"),
-    Mutant("check_encode_chunk", "leftmost mergeable pair first", encode_leftmost_first, hint="wrong order"),
-    Mutant("check_encode_chunk", "most frequent pair first", encode_most_frequent, hint="most frequent"),
+    Mutant(
+        "check_encode_chunk",
+        "merges applied in dict order",
+        encode_in_dict_order,
+        hint="wrong order",
+    ),
+    Mutant(
+        "check_encode_chunk",
+        "leftmost mergeable pair first",
+        encode_leftmost_first,
+        hint="wrong order",
+    ),
+    Mutant(
+        "check_encode_chunk", "most frequent pair first", encode_most_frequent, hint="most frequent"
+    ),
     Mutant("check_encode_chunk", "latest merge first", encode_highest_rank, hint="LOWEST"),
     Mutant("check_encode_chunk", "a single merge, no loop", encode_one_pass, hint="repeat"),
-    Mutant("check_encode_chunk", "modifies the input list in place", encode_in_place, hint="in place"),
-    Mutant("check_make_windows", "target not shifted (off by one)", windows_no_shift, hint="shifted by one"),
+    Mutant(
+        "check_encode_chunk", "modifies the input list in place", encode_in_place, hint="in place"
+    ),
+    Mutant(
+        "check_make_windows",
+        "target not shifted (off by one)",
+        windows_no_shift,
+        hint="shifted by one",
+    ),
     Mutant("check_make_windows", "target shifted by two", windows_shift_two, hint="off by one"),
     Mutant("check_make_windows", "last window missing", windows_missing_last, hint="last window"),
     Mutant("check_make_windows", "stride ignored", windows_ignore_stride, hint="stride"),
-    Mutant("check_make_windows", "stride replaced by block_size", windows_stride_as_block, hint="stride"),
+    Mutant(
+        "check_make_windows",
+        "stride replaced by block_size",
+        windows_stride_as_block,
+        hint="stride",
+    ),
     Mutant("check_make_windows", "float windows", windows_float, hint="int64"),
-    Mutant("check_decode_ids", "errors='strict' on partial UTF-8", decode_strict, hint="errors='replace'"),
-    Mutant("check_decode_ids", "each token decoded separately", decode_per_token, hint="separately"),
-    Mutant("check_decode_ids", "each token decoded separately, strictly", decode_per_token_strict,
-           hint="UnicodeDecodeError"),
+    Mutant(
+        "check_decode_ids",
+        "errors='strict' on partial UTF-8",
+        decode_strict,
+        hint="errors='replace'",
+    ),
+    Mutant(
+        "check_decode_ids", "each token decoded separately", decode_per_token, hint="separately"
+    ),
+    Mutant(
+        "check_decode_ids",
+        "each token decoded separately, strictly",
+        decode_per_token_strict,
+        hint="UnicodeDecodeError",
+    ),
     Mutant("check_decode_ids", "errors='ignore' drops bytes", decode_ignore, hint="not vanish"),
     Mutant("check_decode_ids", "bytes as latin-1 characters", decode_latin1, hint="latin-1"),
     # new (issue 11) — messages
     Mutant("check_get_stats", "pairs reversed", stats_reversed, hint="reversed", kind="message"),
-    Mutant("check_merge", "no merge at all (list == tuple never true)", merge_list_vs_tuple, hint="nothing was merged",
-           kind="message"),
-    Mutant("check_make_windows", "x and y swapped", windows_swapped, hint="swapped", kind="message"),
+    Mutant(
+        "check_merge",
+        "no merge at all (list == tuple never true)",
+        merge_list_vs_tuple,
+        hint="nothing was merged",
+        kind="message",
+    ),
+    Mutant(
+        "check_make_windows", "x and y swapped", windows_swapped, hint="swapped", kind="message"
+    ),
     Mutant("check_decode_ids", "decoded as ASCII", decode_ascii, hint="ASCII", kind="message"),
     # new — edge cases the spec implies
-    Mutant("check_get_stats", "an empty counts dict replaced (counts or {})", stats_falsy_counts, hint="empty dict",
-           kind="edge"),
-    Mutant("check_merge", "bytes.replace: fails for ids >= 256 (the crash names the case)", merge_via_bytes,
-           hint="ids ≥ 256", kind="edge"),
-    Mutant("check_encode_chunk", "lookup table of the printed cases, else leftmost-first", encode_lookup_table,
-           hint="wrong order", kind="edge"),
-    Mutant("check_make_windows", "ceil instead of floor for the window count", windows_ceil,
-           hint="not a multiple of the stride", kind="edge"),
-    Mutant("check_decode_ids", "drops continuation bytes at the start", decode_skip_leading_continuation,
-           hint="not vanish", kind="edge"),
-    Mutant("check_decode_ids", "incremental decoder never flushed", decode_stream_no_final, hint="not vanish",
-           kind="edge"),
+    Mutant(
+        "check_get_stats",
+        "an empty counts dict replaced (counts or {})",
+        stats_falsy_counts,
+        hint="empty dict",
+        kind="edge",
+    ),
+    Mutant(
+        "check_merge",
+        "bytes.replace: fails for ids >= 256 (the crash names the case)",
+        merge_via_bytes,
+        hint="ids ≥ 256",
+        kind="edge",
+    ),
+    Mutant(
+        "check_encode_chunk",
+        "lookup table of the printed cases, else leftmost-first",
+        encode_lookup_table,
+        hint="wrong order",
+        kind="edge",
+    ),
+    Mutant(
+        "check_make_windows",
+        "ceil instead of floor for the window count",
+        windows_ceil,
+        hint="not a multiple of the stride",
+        kind="edge",
+    ),
+    Mutant(
+        "check_decode_ids",
+        "drops continuation bytes at the start",
+        decode_skip_leading_continuation,
+        hint="not vanish",
+        kind="edge",
+    ),
+    Mutant(
+        "check_decode_ids",
+        "incremental decoder never flushed",
+        decode_stream_no_final,
+        hint="not vanish",
+        kind="edge",
+    ),
     # new — dtypes
-    Mutant("check_make_windows", "keeps the tokens' dtype (int32/uint16)", windows_keep_dtype, hint="int64",
-           kind="dtype"),
+    Mutant(
+        "check_make_windows",
+        "keeps the tokens' dtype (int32/uint16)",
+        windows_keep_dtype,
+        hint="int64",
+        kind="dtype",
+    ),
 ]
 
 test_reference_passes, test_stub_fails, test_mutant_fails = check_tests(ch1, REFERENCES, MUTANTS)

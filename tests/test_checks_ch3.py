@@ -169,7 +169,18 @@ def bias_cached_1024(slopes, T):                       # distances cached for 10
     return slopes.float()[:, None, None] * _BIAS_CACHE.to(slopes.device)[:T, :T]
 
 
+# ------------------------------------------------------------------------ issue 19's classes
+def rope_library(*args, **kwargs):                         # returns gptlib's own solution
+    return position.rope_rotate(*args, **kwargs)
+
+
+ISSUE19 = [
+    Mutant("check_rope_rotate", "calls gptlib's position.rope_rotate", rope_library,
+           hint="gptlib.position.rope_rotate, the solution", kind="solution"),
+]
+
 MUTANTS = [
+    *ISSUE19,
     Mutant("check_sinusoidal_table", "sin and cos swapped", table_variant(swap=True), hint="swapped"),
     Mutant("check_sinusoidal_table", "frequency exponent i/d instead of 2i/d", table_variant(exponent=1.0),
            hint="exponent"),

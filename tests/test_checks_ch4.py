@@ -216,7 +216,24 @@ REFERENCES = {"check_layer_norm": M.LayerNorm, "check_gelu_tanh": M.gelu_tanh, "
               "check_count_params": M.count_params,
               "check_hidden_states": M.GPT.hidden_states}   # hidden_states(model, idx) = model.hidden_states(idx)
 
+# ------------------------------------------------------------------------ issue 19's classes
+def gelu_library(x):                                       # returns gptlib's own solution
+    return M.gelu_tanh(x)
+
+
+class LayerNormLibrary(M.LayerNorm):                       # subclasses gptlib's own solution
+    pass
+
+
+ISSUE19 = [
+    Mutant("check_gelu_tanh", "calls gptlib's model.gelu_tanh", gelu_library,
+           hint="gptlib.model.gelu_tanh, the solution", kind="solution"),
+    Mutant("check_layer_norm", "subclasses gptlib's model.LayerNorm", LayerNormLibrary,
+           hint="subclasses gptlib.model.LayerNorm", kind="solution"),
+]
+
 MUTANTS = [
+    *ISSUE19,
     Mutant("check_layer_norm", "eps outside the square root", LNEpsOutsideSqrt, hint="inside the square root"),
     Mutant("check_layer_norm", "unbiased variance", LNUnbiasedVar, hint="biased variance"),
     Mutant("check_layer_norm", "forgets weight and bias", LNNoAffine, hint="learned scale and shift"),

@@ -216,49 +216,143 @@ class SubclassesGptlib(finetune.LoRALinear):
     pass
 
 
+class BiasAlwaysThere(_LoRA):  # assumes the base layer has a bias
+    def forward(self, x):
+        y = x @ self.base.weight.t() + self.base.bias
+        return (
+            y if self.merged else y + self.scaling * self.lora_B(self.lora_A(self.lora_dropout(x)))
+        )
+
+
 REFERENCES_lora = {"check_lora_linear": finetune.LoRALinear}
 MUTANTS_lora = [
-    Mutant("check_lora_linear", "B initialised non-zero", BNotZero, hint="B must start at zeros", kind="edge"),
+    Mutant(
+        "check_lora_linear",
+        "assumes the base has a bias",
+        BiasAlwaysThere,
+        hint="bias=False",
+        kind="edge",
+    ),
+    Mutant(
+        "check_lora_linear",
+        "B initialised non-zero",
+        BNotZero,
+        hint="B must start at zeros",
+        kind="edge",
+    ),
     Mutant("check_lora_linear", "A initialised to zeros", AZero, hint="A must be random"),
     Mutant("check_lora_linear", "A ~ N(0, 1)", ANormal, hint="kaiming-uniform"),
-    Mutant("check_lora_linear", "scaling alpha instead of alpha / r", ScalingAlpha, hint="not by alpha",
-           kind="message"),
+    Mutant(
+        "check_lora_linear",
+        "scaling alpha instead of alpha / r",
+        ScalingAlpha,
+        hint="not by alpha",
+        kind="message",
+    ),
     Mutant("check_lora_linear", "no scaling", NoScaling, hint="not scaled", kind="message"),
-    Mutant("check_lora_linear", "ΔW transposed (x @ B A)", DeltaTransposed, hint="transposed", kind="message"),
+    Mutant(
+        "check_lora_linear",
+        "ΔW transposed (x @ B A)",
+        DeltaTransposed,
+        hint="transposed",
+        kind="message",
+    ),
     Mutant("check_lora_linear", "B A order swapped", OrderSwapped, hint="shape"),
-    Mutant("check_lora_linear", "dropout on the base path too", DropoutOnBaseToo, hint="LoRA path only",
-           kind="edge"),
-    Mutant("check_lora_linear", "dropout active in eval()", DropoutInEval, hint="in eval()", kind="edge"),
-    Mutant("check_lora_linear", "dropout on the LoRA path's output", DropoutOnOutput, hint="not to its output",
-           kind="edge"),
-    Mutant("check_lora_linear", "no dropout in train()", NoDropout, hint="dropout is missing", kind="edge"),
-    Mutant("check_lora_linear", "merged forward adds the update again", MergedCountsTwice, hint="counted twice",
-           kind="edge"),
-    Mutant("check_lora_linear", "LoRA matrices created on the CPU", OnCpu, hint="base.weight's device",
-           kind="device"),
-    Mutant("check_lora_linear", "LoRA matrices in float32 for a bfloat16 base", Float32Params,
-           hint="base.weight's dtype", kind="dtype"),
-    Mutant("check_lora_linear", "float32 output for bfloat16 input", Float32Output, hint="keep the dtype",
-           kind="dtype"),
-    Mutant("check_lora_linear", "the LoRA path detached", Detached, hint="autograd graph", kind="gradient"),
+    Mutant(
+        "check_lora_linear",
+        "dropout on the base path too",
+        DropoutOnBaseToo,
+        hint="LoRA path only",
+        kind="edge",
+    ),
+    Mutant(
+        "check_lora_linear",
+        "dropout active in eval()",
+        DropoutInEval,
+        hint="in eval()",
+        kind="edge",
+    ),
+    Mutant(
+        "check_lora_linear",
+        "dropout on the LoRA path's output",
+        DropoutOnOutput,
+        hint="not to its output",
+        kind="edge",
+    ),
+    Mutant(
+        "check_lora_linear",
+        "no dropout in train()",
+        NoDropout,
+        hint="dropout is missing",
+        kind="edge",
+    ),
+    Mutant(
+        "check_lora_linear",
+        "merged forward adds the update again",
+        MergedCountsTwice,
+        hint="counted twice",
+        kind="edge",
+    ),
+    Mutant(
+        "check_lora_linear",
+        "LoRA matrices created on the CPU",
+        OnCpu,
+        hint="base.weight's device",
+        kind="device",
+    ),
+    Mutant(
+        "check_lora_linear",
+        "LoRA matrices in float32 for a bfloat16 base",
+        Float32Params,
+        hint="base.weight's dtype",
+        kind="dtype",
+    ),
+    Mutant(
+        "check_lora_linear",
+        "float32 output for bfloat16 input",
+        Float32Output,
+        hint="keep the dtype",
+        kind="dtype",
+    ),
+    Mutant(
+        "check_lora_linear",
+        "the LoRA path detached",
+        Detached,
+        hint="autograd graph",
+        kind="gradient",
+    ),
     Mutant("check_lora_linear", "base weight left trainable", BaseTrainable, hint="frozen"),
     Mutant("check_lora_linear", "lora_A / lora_B with a bias", WithBias, hint="bias=False"),
-    Mutant("check_lora_linear", "bare nn.Parameters (keys differ from peft's)", BareParameters,
-           hint="must be an nn.Linear"),
-    Mutant("check_lora_linear", "delegates to gptlib.finetune.LoRALinear", WrapsGptlib, hint="gptlib.finetune",
-           kind="shortcut"),
-    Mutant("check_lora_linear", "subclasses gptlib.finetune.LoRALinear", SubclassesGptlib, hint="gptlib.finetune",
-           kind="shortcut"),
+    Mutant(
+        "check_lora_linear",
+        "bare nn.Parameters (keys differ from peft's)",
+        BareParameters,
+        hint="must be an nn.Linear",
+    ),
+    Mutant(
+        "check_lora_linear",
+        "delegates to gptlib.finetune.LoRALinear",
+        WrapsGptlib,
+        hint="gptlib.finetune",
+        kind="shortcut",
+    ),
+    Mutant(
+        "check_lora_linear",
+        "subclasses gptlib.finetune.LoRALinear",
+        SubclassesGptlib,
+        hint="gptlib.finetune",
+        kind="shortcut",
+    ),
 ]
 
 
 # ------------------------------------------------------------------------------------ classify: last token
-def _last(h, attention_mask):                                       # a copy of the reference
+def _last(h, attention_mask):  # a copy of the reference
     lengths = attention_mask.long().sum(-1)
     return h[torch.arange(h.size(0), device=h.device), lengths - 1]
 
 
-def last_always_minus_one(h, attention_mask):                       # right without padding only
+def last_always_minus_one(h, attention_mask):  # right without padding only
     return h[:, -1]
 
 
@@ -266,7 +360,7 @@ def last_first_token(h, attention_mask):
     return h[:, 0]
 
 
-def last_off_by_one(h, attention_mask):                              # `lengths` is the first pad; clamped to fit
+def last_off_by_one(h, attention_mask):  # `lengths` is the first pad; clamped to fit
     lengths = attention_mask.long().sum(-1)
     return h[torch.arange(h.size(0), device=h.device), lengths.clamp(max=h.size(1) - 1)]
 
@@ -280,23 +374,23 @@ def last_mean_real(h, attention_mask):
     return (h * m).sum(1) / m.sum(1)
 
 
-def last_one_hot_on_cpu(h, attention_mask):                         # the selection mask built on the CPU
+def last_one_hot_on_cpu(h, attention_mask):  # the selection mask built on the CPU
     lengths = attention_mask.long().sum(-1)
     sel = torch.arange(h.size(1))[None, :] == (lengths - 1)[:, None]
     return (h * sel[..., None].to(h.dtype)).sum(1)
 
 
-def last_one_hot_float32(h, attention_mask):                        # a float32 one-hot promotes bf16 to float32
+def last_one_hot_float32(h, attention_mask):  # a float32 one-hot promotes bf16 to float32
     lengths = attention_mask.long().sum(-1)
-    sel = F.one_hot(lengths - 1, h.size(1)).float()                  # (B, T)
+    sel = F.one_hot(lengths - 1, h.size(1)).float()  # (B, T)
     return torch.einsum("bt,btc->bc", sel, h.float())
 
 
-def last_detached(h, attention_mask):                               # "no need for gradients to pick a row"
+def last_detached(h, attention_mask):  # "no need for gradients to pick a row"
     return _last(h.detach(), attention_mask)
 
 
-def last_in_place(h, attention_mask):                               # zeroes the pads' states in h itself
+def last_in_place(h, attention_mask):  # zeroes the pads' states in h itself
     if not h.requires_grad:
         h.mul_(attention_mask[..., None].to(h.dtype))
     return _last(h, attention_mask)
@@ -306,42 +400,109 @@ def last_calls_reference(h, attention_mask):
     return finetune.last_token_states(h, attention_mask)
 
 
-def last_first_pad_gather(h, attention_mask):                       # first pad - 1: -1 on a row without padding
+def last_first_pad_gather(h, attention_mask):  # first pad - 1: -1 on a row without padding
     first_pad = (attention_mask == 0).int().argmax(-1)
     idx = (first_pad - 1)[:, None, None].expand(-1, 1, h.size(-1))
     return h.gather(1, idx).squeeze(1)
 
 
-def last_squeezed(h, attention_mask):                               # drops the batch dimension when B == 1
+def last_squeezed(h, attention_mask):  # drops the batch dimension when B == 1
     return _last(h, attention_mask).squeeze()
+
+
+def lts_float_mask_index(h, mask):  # mask.sum() of a float mask is a float
+    return h[torch.arange(h.size(0), device=h.device), mask.sum(-1) - 1]
+
+
+def lts_flat_view(h, mask):  # .view(B*T, C) fails on a transposed h
+    B, T, C = h.shape
+    idx = torch.arange(B, device=h.device) * T + mask.long().sum(-1) - 1
+    return h.view(B * T, C)[idx]
+
+
+def lts_lengths_via_python(h, mask):  # lengths rebuilt on the CPU from a Python list
+    idx = torch.tensor([int(m.sum()) - 1 for m in mask.long()])
+    return h.gather(1, idx[:, None, None].expand(-1, 1, h.size(-1))).squeeze(1)
 
 
 LTS = "check_last_token_states"
 REFERENCES_classify = {LTS: finetune.last_token_states}
 MUTANTS_classify = [
-    Mutant(LTS, "takes position -1 in every row", last_always_minus_one,
-           hint="position -1", kind="edge"),
+    Mutant(
+        LTS,
+        "indexes with the sum of a float mask",
+        lts_float_mask_index,
+        hint="float mask",
+        kind="input",
+    ),
+    Mutant(LTS, "flattens h with .view", lts_flat_view, hint="not contiguous", kind="input"),
+    Mutant(
+        LTS,
+        "lengths rebuilt on the CPU (data-dependent)",
+        lts_lengths_via_python,
+        hint="build it on h.device",
+        kind="device",
+    ),
+    Mutant(
+        LTS,
+        "takes position -1 in every row",
+        last_always_minus_one,
+        hint="position -1",
+        kind="edge",
+    ),
     Mutant(LTS, "takes the first token", last_first_token, hint="first token", kind="edge"),
-    Mutant(LTS, "off by one: the pad after the last token", last_off_by_one,
-           hint="off by one", kind="edge"),
-    Mutant(LTS, "mean over all positions, pads included", last_mean_all,
-           hint="pads included", kind="edge"),
-    Mutant(LTS, "mean over the real tokens", last_mean_real, hint="mean pooling",
-           kind="shortcut"),
-    Mutant(LTS, "one-hot selection built with torch.arange on the CPU", last_one_hot_on_cpu,
-           hint="build it on h.device", kind="device"),
-    Mutant(LTS, "float32 one-hot product: returns float32 for bf16 states",
-           last_one_hot_float32, hint="keep the dtype", kind="dtype"),
-    Mutant(LTS, "picks the states of h.detach()", last_detached, hint="no gradient",
-           kind="gradient"),
-    Mutant(LTS, "zeroes the pads of h in place", last_in_place, hint="modified in place",
-           kind="edge"),
-    Mutant(LTS, "calls gptlib.finetune.last_token_states", last_calls_reference,
-           hint="gptlib.finetune's last_token_states", kind="shortcut"),
-    Mutant(LTS, "first pad - 1 with gather: fails on rows without padding",
-           last_first_pad_gather, hint="no padding", kind="edge"),
-    Mutant(LTS, "squeezes the result: (C,) when B == 1", last_squeezed, hint="B = 1",
-           kind="message"),
+    Mutant(
+        LTS,
+        "off by one: the pad after the last token",
+        last_off_by_one,
+        hint="off by one",
+        kind="edge",
+    ),
+    Mutant(
+        LTS,
+        "mean over all positions, pads included",
+        last_mean_all,
+        hint="pads included",
+        kind="edge",
+    ),
+    Mutant(LTS, "mean over the real tokens", last_mean_real, hint="mean pooling", kind="shortcut"),
+    Mutant(
+        LTS,
+        "one-hot selection built with torch.arange on the CPU",
+        last_one_hot_on_cpu,
+        hint="build it on h.device",
+        kind="device",
+    ),
+    Mutant(
+        LTS,
+        "float32 one-hot product: returns float32 for bf16 states",
+        last_one_hot_float32,
+        hint="keep the dtype",
+        kind="dtype",
+    ),
+    Mutant(
+        LTS, "picks the states of h.detach()", last_detached, hint="no gradient", kind="gradient"
+    ),
+    Mutant(
+        LTS, "zeroes the pads of h in place", last_in_place, hint="modified in place", kind="edge"
+    ),
+    Mutant(
+        LTS,
+        "calls gptlib.finetune.last_token_states",
+        last_calls_reference,
+        hint="gptlib.finetune's last_token_states",
+        kind="shortcut",
+    ),
+    Mutant(
+        LTS,
+        "first pad - 1 with gather: fails on rows without padding",
+        last_first_pad_gather,
+        hint="no padding",
+        kind="edge",
+    ),
+    Mutant(
+        LTS, "squeezes the result: (C,) when B == 1", last_squeezed, hint="B = 1", kind="message"
+    ),
 ]
 
 
@@ -354,7 +515,7 @@ def _valid(ids, n_prompt):
 def mask_answer_not_prompt(ids, n_prompt, ignore_index=-100):
     _valid(ids, n_prompt)
     y = ids[1:].long().clone()
-    y[n_prompt - 1:] = ignore_index
+    y[n_prompt - 1 :] = ignore_index
     return ids[:-1].long(), y
 
 
@@ -368,21 +529,21 @@ def mask_first_answer_token(ids, n_prompt, ignore_index=-100):
 def mask_one_too_few(ids, n_prompt, ignore_index=-100):
     _valid(ids, n_prompt)
     y = ids[1:].long().clone()
-    y[:max(n_prompt - 2, 0)] = ignore_index
+    y[: max(n_prompt - 2, 0)] = ignore_index
     return ids[:-1].long(), y
 
 
 def mask_no_shift(ids, n_prompt, ignore_index=-100):
     _valid(ids, n_prompt)
     y = ids[:-1].long().clone()
-    y[:n_prompt - 1] = ignore_index
+    y[: n_prompt - 1] = ignore_index
     return ids[:-1].long(), y
 
 
 def mask_end_token_too(ids, n_prompt, ignore_index=-100):
     _valid(ids, n_prompt)
     y = ids[1:].long().clone()
-    y[:n_prompt - 1] = ignore_index
+    y[: n_prompt - 1] = ignore_index
     y[-1] = ignore_index
     return ids[:-1].long(), y
 
@@ -390,40 +551,42 @@ def mask_end_token_too(ids, n_prompt, ignore_index=-100):
 def mask_with_zero(ids, n_prompt, ignore_index=-100):
     _valid(ids, n_prompt)
     y = ids[1:].long().clone()
-    y[:n_prompt - 1] = 0
+    y[: n_prompt - 1] = 0
     return ids[:-1].long(), y
 
 
 def mask_float_labels(ids, n_prompt, ignore_index=-100):
     _valid(ids, n_prompt)
     y = ids[1:].float()
-    y[:n_prompt - 1] = ignore_index
+    y[: n_prompt - 1] = ignore_index
     return ids[:-1].long(), y
 
 
 def mask_keeps_input_dtype(ids, n_prompt, ignore_index=-100):
     _valid(ids, n_prompt)
-    y = ids[1:].clone()                  # int32 stays int32; uint8 cannot even hold -100
-    y[:n_prompt - 1] = ignore_index
+    y = ids[1:].clone()  # int32 stays int32; uint8 cannot even hold -100
+    y[: n_prompt - 1] = ignore_index
     return ids[:-1], y
 
 
 def mask_in_place(ids, n_prompt, ignore_index=-100):
     _valid(ids, n_prompt)
-    y = ids[1:].long()                   # a view when ids is int64: writing into y writes into ids
-    y[:n_prompt - 1] = ignore_index
+    y = ids[1:].long()  # a view when ids is int64: writing into y writes into ids
+    y[: n_prompt - 1] = ignore_index
     return ids[:-1].long(), y
 
 
 def mask_built_on_cpu(ids, n_prompt, ignore_index=-100):
     _valid(ids, n_prompt)
     pos = torch.arange(ids.numel() - 1)  # on the CPU whatever ids.device is
-    return ids[:-1].long(), torch.where(pos < n_prompt - 1, torch.tensor(ignore_index), ids[1:].long())
+    return ids[:-1].long(), torch.where(
+        pos < n_prompt - 1, torch.tensor(ignore_index), ids[1:].long()
+    )
 
 
 def mask_no_validation(ids, n_prompt, ignore_index=-100):
-    y = ids[1:].long().clone()           # n_prompt=0: y[:-1] masks all but the end token, silently
-    y[:n_prompt - 1] = ignore_index
+    y = ids[1:].long().clone()  # n_prompt=0: y[:-1] masks all but the end token, silently
+    y[: n_prompt - 1] = ignore_index
     return ids[:-1].long(), y
 
 
@@ -431,14 +594,14 @@ def mask_vague_error(ids, n_prompt, ignore_index=-100):
     if not 1 <= n_prompt <= ids.numel() - 1:
         raise ValueError("bad arguments")
     y = ids[1:].long().clone()
-    y[:n_prompt - 1] = ignore_index
+    y[: n_prompt - 1] = ignore_index
     return ids[:-1].long(), y
 
 
 def mask_hardcoded_ignore(ids, n_prompt, ignore_index=-100):
     _valid(ids, n_prompt)
     y = ids[1:].long().clone()
-    y[:n_prompt - 1] = -100
+    y[: n_prompt - 1] = -100
     return ids[:-1].long(), y
 
 
@@ -446,24 +609,81 @@ def mask_calls_gptlib(ids, n_prompt, ignore_index=-100):
     return FT.mask_prompt(ids, n_prompt, ignore_index)
 
 
+def mask_by_value(ids, n_prompt, ignore_index=-100):  # masks every target that is a prompt token
+    if not 1 <= n_prompt <= ids.numel() - 1:
+        raise ValueError(f"n_prompt={n_prompt} must be in 1..{ids.numel() - 1}")
+    y = ids[1:].long().clone()
+    y[torch.isin(y, ids[:n_prompt].long())] = ignore_index
+    return ids[:-1].long(), y
+
+
+def mask_labels_via_python(
+    ids, n_prompt, ignore_index=-100
+):  # labels rebuilt on the CPU from a Python list
+    if not 1 <= n_prompt <= ids.numel() - 1:
+        raise ValueError(f"n_prompt={n_prompt} must be in 1..{ids.numel() - 1}")
+    y = torch.tensor([ignore_index] * (n_prompt - 1) + ids[n_prompt:].tolist())
+    return ids[:-1].long(), y
+
+
 MASK = "check_mask_prompt"
 REFERENCES_sft = {MASK: FT.mask_prompt}
 MUTANTS_sft = [
-    Mutant(MASK, "masks the answer instead of the prompt", mask_answer_not_prompt, "masked the answer"),
-    Mutant(MASK, "ignores the first answer token (mask n_prompt)", mask_first_answer_token, "FIRST answer token"),
-    Mutant(MASK, "counts the last prompt token (mask n_prompt - 2)", mask_one_too_few, "n_prompt - 2"),
+    Mutant(MASK, "masks by token value", mask_by_value, hint="expected", kind="edge"),
+    Mutant(
+        MASK,
+        "labels rebuilt on the CPU (data-dependent)",
+        mask_labels_via_python,
+        hint="create new tensors on the inputs' device",  # GPU or simulated
+        kind="device",
+    ),
+    Mutant(
+        MASK, "masks the answer instead of the prompt", mask_answer_not_prompt, "masked the answer"
+    ),
+    Mutant(
+        MASK,
+        "ignores the first answer token (mask n_prompt)",
+        mask_first_answer_token,
+        "FIRST answer token",
+    ),
+    Mutant(
+        MASK, "counts the last prompt token (mask n_prompt - 2)", mask_one_too_few, "n_prompt - 2"
+    ),
     Mutant(MASK, "no shift: y from ids[:-1]", mask_no_shift, "no shift"),
     Mutant(MASK, "end token not counted", mask_end_token_too, "end token", kind="edge"),
     Mutant(MASK, "mask built as 0 instead of -100", mask_with_zero, "not 0", kind="message"),
     Mutant(MASK, "float labels", mask_float_labels, "int64", kind="dtype"),
-    Mutant(MASK, "keeps the ids' dtype (int32/uint8 labels)", mask_keeps_input_dtype, "int64", kind="dtype"),
+    Mutant(
+        MASK,
+        "keeps the ids' dtype (int32/uint8 labels)",
+        mask_keeps_input_dtype,
+        "int64",
+        kind="dtype",
+    ),
     Mutant(MASK, "modifies ids in place (y is a view)", mask_in_place, "modified", kind="edge"),
-    Mutant(MASK, "positions built on the CPU", mask_built_on_cpu, "build it on ids.device", kind="device"),
-    Mutant(MASK, "no check of n_prompt (n_prompt=0 masks all but the end)", mask_no_validation, "ValueError",
-           kind="edge"),
+    Mutant(
+        MASK,
+        "positions built on the CPU",
+        mask_built_on_cpu,
+        "build it on ids.device",
+        kind="device",
+    ),
+    Mutant(
+        MASK,
+        "no check of n_prompt (n_prompt=0 masks all but the end)",
+        mask_no_validation,
+        "ValueError",
+        kind="edge",
+    ),
     Mutant(MASK, "ValueError that names nothing", mask_vague_error, "should name", kind="message"),
     Mutant(MASK, "ignores the ignore_index argument", mask_hardcoded_ignore, "ignore_index=-1"),
-    Mutant(MASK, "calls gptlib.finetune.mask_prompt", mask_calls_gptlib, "write it yourself", kind="shortcut"),
+    Mutant(
+        MASK,
+        "calls gptlib.finetune.mask_prompt",
+        mask_calls_gptlib,
+        "write it yourself",
+        kind="shortcut",
+    ),
 ]
 
 

@@ -32,7 +32,7 @@ def _table(T: int, d: int, base: float, *, exponent=2.0, swap=False, start=0, ha
 
 def check_sinusoidal_table(fn) -> None:
     """fn(T, d, base=10000.0) -> (T, d) float32 with PE[p, 2i] = sin(p / base^(2i/d)), PE[p, 2i+1] = cos(...)."""
-    with checker("sinusoidal_table", fn) as c:
+    with checker("sinusoidal_table", fn, solution=ref.sinusoidal_table) as c:
         big = (c.rng.randint(1025, 3000), 2 * c.rng.randint(1, 12), None)       # longer than any cached table
         for T, d, base in ((7, 6, None), (1, 10, None), (50, 16, None), (9, 8, 100.0), (5, 2, None), big):
             b = 10000.0 if base is None else base
@@ -68,7 +68,7 @@ def _rope(x: torch.Tensor, pos: torch.Tensor, base: float, *, exponent=2.0, sign
 
 def check_rope_rotate(fn) -> None:
     """fn(x (..., T, hs), positions (T,), base=10000.0) -> x with interleaved pairs rotated by pos · base^(-2i/hs)."""
-    with checker("rope_rotate", fn) as c:
+    with checker("rope_rotate", fn, solution=ref.rope_rotate) as c:
         g = torch.Generator().manual_seed(3)
         far = torch.tensor(c.rng.sample(range(1025, 4096), 6))               # beyond any cached cos/sin table
         cases = [((2, 3, 5, 8), torch.arange(5), None),                    # B=2, nh=3, T=5, hs=8
@@ -130,7 +130,7 @@ def _geometric(n: int, first: int = 1) -> list[float]:
 
 def check_alibi_slopes(fn) -> None:
     """fn(n_head) -> (n_head,) float32 slopes as in Press et al., including the non-power-of-2 rule."""
-    with checker("alibi_slopes", fn) as c:
+    with checker("alibi_slopes", fn, solution=ref.alibi_slopes) as c:
         fixed = (8, 1, 4, 16, 12, 3, 6, 24)
         for n in fixed + (c.rng.choice([m for m in range(5, 200) if m & (m - 1)]),):
             case = f"alibi_slopes({n})" + ("" if n in fixed else f" (random, seed {c.seed})")
@@ -155,7 +155,7 @@ def check_alibi_slopes(fn) -> None:
 
 def check_alibi_bias(fn) -> None:
     """fn(slopes (n_head,), T) -> (n_head, T, T): -slopes[h]·(i − j) for j <= i, 0 above the diagonal."""
-    with checker("alibi_bias", fn, device_from="slopes") as c:
+    with checker("alibi_bias", fn, device_from="slopes", solution=ref.alibi_bias) as c:
         rs = torch.tensor([c.rng.uniform(0.01, 1.0) for _ in range(c.rng.randint(2, 6))])
         cases = [(torch.tensor([0.5, 0.125, 0.7]), 5), (torch.tensor([0.5, 0.125, 0.7]), 3),
                  (torch.tensor([0.3]), 4), (torch.tensor([0.5, 0.25]), 1),
