@@ -14,13 +14,16 @@ OFFLINE := GPTLIB_PROFILE=cpu HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASET
            GPTLIB_OFFLINE=1 PYTHONPATH="$(CURDIR)/tools/offline$${PYTHONPATH:+:$$PYTHONPATH}"
 NBVAL   := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=1200
 
-.PHONY: book test lab export execute student clean env typecheck
+GRADE_TIMEOUT ?= 300
+
+.PHONY: book test lab export execute student grade clean env typecheck
 
 env: $(STAMP)
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24"
 	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.lock
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -48,8 +51,15 @@ execute: $(STAMP)  ## re-run notebooks top to bottom in place (NB=chapters/02_at
 	$(PY) tools/export.py
 
 student: $(STAMP)  ## write the student edition into $(STUDENT)/ (never overwrites your work)
-	$(PY) tools/student.py --out $(STUDENT)
+	$(PY) tools/student.py --out "$(STUDENT)"
 
+# SUBMISSIONS=DIR with DIR/<student>/<notebook>.ipynb -> DIR/grades.csv, DIR/feedback/ (tools/grade.py);
+# GRADE_TIMEOUT: seconds per cell; GRADEBOOK: nbgrader's course folder (default .grading/<name>-<hash>/)
+grade: $(STAMP)  ## grade learners' notebooks with nbgrader, offline: make grade SUBMISSIONS=DIR
+	@test -n "$(SUBMISSIONS)" || { echo "make grade needs SUBMISSIONS=DIR (DIR/<student>/<notebook>.ipynb)"; exit 2; }
+	$(OFFLINE) $(PY) tools/grade.py "$(SUBMISSIONS)" --timeout $(GRADE_TIMEOUT) $(if $(GRADEBOOK),--gradebook "$(GRADEBOOK)")
+
+# clean removes build outputs only: never student/ (learners work there) nor .grading/ (gradebooks)
 clean:
-	rm -rf _build $(STUDENT) .pytest_cache
+	rm -rf _build .pytest_cache
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
