@@ -17,9 +17,9 @@ import nb as nbrules  # noqa: E402
 import student  # noqa: E402
 
 CH2, CH3 = "02_attention.ipynb", "03_position.ipynb"
-# seconds per cell: the slowest cell of Chapters 2-3 takes about 9 s on a busy 2-core machine; each
-# cell that calls dave's endless function costs one timeout (4 cells)
-TIMEOUT = 20
+# seconds per cell: the slowest cell of Chapters 2-3 took 9 s on a 2-core machine shared by several
+# test runs (1 thread); each cell that calls dave's endless function costs one timeout (4 cells)
+TIMEOUT = 15
 
 
 def solution_source(chapter: dict, label: str, block: list[str] | None = None) -> str:
@@ -60,7 +60,7 @@ def submission(release: str, solved: dict[str, str], checks: dict[str, str | Non
     return json.dumps(nb, indent=1)
 
 
-def make_class(folder: Path) -> None:
+def make_class(folder: Path) -> dict[str, str]:
     """Five students hand in Chapter 3, one of them Chapter 2 too; one file is not JSON, one is not
     a notebook."""
     edition = student.release([ROOT / "chapters" / CH2, ROOT / "chapters" / CH3])
@@ -95,6 +95,7 @@ def make_class(folder: Path) -> None:
     (folder / "frank").mkdir()
     (folder / "frank" / CH3).write_text("{ this is not JSON")
     (folder / "alice" / "notes.txt").write_text("my notes")
+    return edition
 
 
 def rows(student_name: str, nb: str, scores: str) -> list[list[str]]:
@@ -119,12 +120,12 @@ def run_grade(folder: Path, gradebook: Path) -> str:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     folder, gradebook = tmp_path_factory.mktemp("class"), tmp_path_factory.mktemp("gradebook")
-    make_class(folder)
+    edition = make_class(folder)
     t = time.perf_counter()
     out = run_grade(folder, gradebook)
     print(f"\ngraded the synthetic class (6 notebooks: 5 students x Chapter 3, 1 x Chapter 2) in "
           f"{time.perf_counter() - t:.0f} s\n{out}")
-    return folder, gradebook, out
+    return folder, gradebook, out, edition
 
 
 def read_csv(folder: Path) -> list[list[str]]:
@@ -132,12 +133,12 @@ def read_csv(folder: Path) -> list[list[str]]:
 
 
 def test_grades_csv_has_exactly_the_expected_rows(graded):
-    folder, _, _ = graded
+    folder, _, _, _ = graded
     assert read_csv(folder) == [grade.HEADER] + EXPECTED
 
 
 def test_feedback_summary_and_skipped_files_are_reported(graded):
-    folder, _, out = graded
+    folder, _, out, _ = graded
     assert "skipped frank/03_position.ipynb: not a notebook (not JSON" in out
     assert "skipped alice/notes.txt: not a notebook of the course" in out
     assert "2 file(s) skipped" in out
@@ -155,7 +156,7 @@ def test_feedback_summary_and_skipped_files_are_reported(graded):
 def test_restored_checks_and_timeouts_show_in_the_graded_notebooks(graded):
     """What the grades rest on: bob's deleted check ran again, erin's `pass` was replaced by the
     check, dave's endless cell was interrupted and the notebook went on."""
-    _, gradebook, _ = graded
+    _, gradebook, _, _ = graded
 
     def errors(name):
         nb = json.loads((gradebook / "autograded" / name / "03_position" / CH3).read_text())
@@ -172,14 +173,13 @@ def test_restored_checks_and_timeouts_show_in_the_graded_notebooks(graded):
 
 def test_student_edition_is_nbgraders_release(graded):
     """make student writes the very notebooks nbgrader's generate_assignment released to grade."""
-    _, gradebook, _ = graded
-    edition = student.release([ROOT / "chapters" / CH2, ROOT / "chapters" / CH3])
+    _, gradebook, _, edition = graded  # the edition make_class built with tools/student.py
     for nb in (CH2, CH3):
         assert (gradebook / "release" / nb.removesuffix(".ipynb") / nb).read_text() == edition[nb]
 
 
 def test_regrading_grades_only_what_changed(graded, tmp_path):
-    folder, gradebook, _ = graded
+    folder, gradebook, _, _ = graded
     folder2, gradebook2 = tmp_path / "class", tmp_path / "gradebook"
     shutil.copytree(folder, folder2)
     shutil.copytree(gradebook, gradebook2)

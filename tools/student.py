@@ -58,7 +58,8 @@ def source_notebook(nb: dict[str, Any], name: str) -> dict[str, Any]:
     """The chapter as nbgrader's assignment source: nbgrader metadata written from the tags, and
     the solution cells shown (no `hide-input`: the learner needs to see the cell they fill in)."""
     nb = nbrules.with_nbgrader_metadata(nb, name)
-    for cell in nb["cells"]:
+    for i, cell in enumerate(nb["cells"]):
+        cell.setdefault("id", f"cell-{i}")  # not nbformat's random ids: the edition stays the same
         meta = cell.get("metadata", {})
         if meta.get("nbgrader", {}).get("solution") and "hide-input" in meta.get("tags", []):
             meta["tags"].remove("hide-input")
@@ -181,10 +182,21 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "student")
     ap.add_argument("--chapters", type=Path, default=ROOT / "chapters")
+    ap.add_argument("--nbgrader-course", type=Path, default=None, metavar="COURSE",
+                    help="instead: write the chapters into nbgrader's course folder COURSE "
+                         "(COURSE/source/<chapter>/) and generate COURSE/release/ there")
     args = ap.parse_args()
     chapters = sorted(args.chapters.glob("*.ipynb"))
     if not chapters:
         sys.exit(f"no notebooks in {args.chapters}: pass --chapters with the course's chapters/")
+    if args.nbgrader_course:
+        course = args.nbgrader_course.resolve()
+        api = nbgrader_api(course)
+        for nb_path in chapters:
+            write_source(course, nb_path)
+            generate(api, nb_path.stem)
+        print(f"nbgrader course folder: {course}/source, release/ and gradebook.db")
+        return
     for line in deliver(args.out, release(chapters)):
         print(line)
     print(f"student edition written to {args.out}")
