@@ -208,3 +208,44 @@ def test_make_grade_needs_submissions_and_runs_offline():
                        cwd=ROOT, capture_output=True, text=True)
     cmd = r.stdout.strip().splitlines()[-1]
     assert "GPTLIB_OFFLINE=1" in cmd and "tools/grade.py" in cmd and '"subs" --timeout 7' in cmd
+
+
+def tiny_chapter(folder: Path) -> Path:
+    """A three-exercise chapter that runs in a second (for what real chapters would make slow)."""
+    def cell(kind, src, tags=()):
+        c = {"cell_type": kind, "id": f"c{len(cells)}", "metadata": {"tags": list(tags)},
+             "source": src}
+        return {**c, "outputs": [], "execution_count": None} if kind == "code" else c
+
+    cells: list[dict] = []
+    for name, value in [("one", 1), ("two", 2), ("three", 3)]:
+        cells.append(cell("markdown", f"```{{exercise}} {name}\n:label: ex-{name}\n```"))
+        cells.append(cell("code", f"def {name}():\n    ### BEGIN SOLUTION\n    return {value}\n"
+                                  "    ### END SOLUTION", ["hide-input"]))
+        cells.append(cell("code", f"assert {name}() == {value}", ["check"]))
+    nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3",
+                                                      "language": "python", "name": "python3"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (folder / "chapters").mkdir()
+    (folder / "chapters" / "01_tiny.ipynb").write_text(json.dumps(nb))
+    return folder / "chapters"
+
+
+def test_a_kernel_that_dies_costs_only_what_it_breaks(tmp_path):
+    """os._exit in a solution kills the kernel: that exercise scores 0, the kernel is restarted, and
+    the exercises before and after it keep their points (nbgrader alone would fail the notebook)."""
+    chapters = tiny_chapter(tmp_path)
+    release = student.release([chapters / "01_tiny.ipynb"])["01_tiny.ipynb"]
+    subs = tmp_path / "subs"
+    (subs / "ann").mkdir(parents=True)
+    (subs / "ann" / "01_tiny.ipynb").write_text(submission(release, {
+        "ex-one": "def one():\n    return 1",
+        "ex-two": "def two():\n    import os\n    os._exit(1)",
+        "ex-three": "def three():\n    return 3"}))
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "grade.py"), str(subs), "--chapters",
+                        str(chapters), "--gradebook", str(tmp_path / "gradebook")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert read_csv(subs) == [grade.HEADER, ["ann", "01_tiny.ipynb", "ex-one", "1", "1"],
+                              ["ann", "01_tiny.ipynb", "ex-two", "0", "1"],
+                              ["ann", "01_tiny.ipynb", "ex-three", "1", "1"]]

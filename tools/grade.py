@@ -64,6 +64,57 @@ class Submission:
         return self.notebook.removesuffix(".ipynb")
 
 
+def robust_execute() -> type:
+    """nbgrader's Execute preprocessor, except that a kernel that dies (os._exit, a segfault, out of
+    memory) costs only what it breaks: the cell gets a DeadKernelError output, the kernel is
+    restarted and the notebook goes on (cells that needed the lost state fail on their own); the
+    checks before it keep their points. nbgrader's own would abandon the whole notebook. Should the
+    restart fail, the remaining cells get an error saying they were not run."""
+    from nbclient.exceptions import DeadKernelError
+    from nbclient.util import ensure_async, run_sync
+    from nbformat import NotebookNode
+    from nbgrader.preprocessors import Execute
+
+    def error(ename: str, evalue: str) -> NotebookNode:
+        return NotebookNode(output_type="error", ename=ename, evalue=evalue,
+                            traceback=[f"{ename}: {evalue}"])
+
+    class RobustExecute(Execute):
+        dead = False
+
+        def preprocess(self, nb, resources=None, km=None):  # type: ignore[no-untyped-def]
+            self.dead = False
+            return super().preprocess(nb, resources, km)
+
+        def preprocess_cell(self, cell, resources, index):  # type: ignore[no-untyped-def]
+            if self.dead:
+                if cell.cell_type == "code":
+                    cell.outputs = [error("KernelDied", "not run: the kernel died earlier")]
+                return cell, self.resources
+            try:
+                return super().preprocess_cell(cell, resources, index)
+            except DeadKernelError:
+                cell.outputs.append(error("DeadKernelError", "the kernel died running this cell; "
+                                          "restarted for the cells after it"))
+                try:
+                    self.restart()
+                except Exception as e:  # noqa: BLE001  (whatever it is, the notebook ends here)
+                    self.log.error(f"could not restart the kernel: {e!r}")
+                    self.dead = True
+                return cell, self.resources
+
+        def restart(self) -> None:
+            run_sync(self.async_restart)()
+
+        async def async_restart(self) -> None:
+            assert self.km is not None and self.kc is not None
+            await ensure_async(self.kc.stop_channels())
+            await ensure_async(self.km.restart_kernel(now=True))
+            await self.async_start_new_kernel_client()
+
+    return RobustExecute
+
+
 def go_offline() -> None:
     """Put this process and every kernel it starts under the course's offline rules."""
     os.environ.update(OFFLINE_ENV)
@@ -231,7 +282,7 @@ def grade(folder: Path, gradebook: Path | None = None, timeout: int = 300,
     for path, why in skipped:
         print(f"skipped {path.relative_to(folder)}: {why}")
     state = load_state(course)
-    api = student.nbgrader_api(course, timeout)
+    api = student.nbgrader_api(course, timeout, robust_execute())
     sources = prepare_sources(api, course, {s.stem for s in subs}, chapters, state)
     exercises = {stem: nbrules.exercises(nbrules.read(chapters[stem + ".ipynb"]), stem)
                  for stem in sources}

@@ -68,8 +68,11 @@ def source_notebook(nb: dict[str, Any], name: str) -> dict[str, Any]:
     return nb
 
 
-def nbgrader_config(course: Path, timeout: int = 300) -> Any:
-    """The nbgrader configuration of the course (no config file is read: this is all of it)."""
+def nbgrader_config(course: Path, timeout: int = 300, execute: type | None = None) -> Any:
+    """The nbgrader configuration of the course (no config file is read: this is all of it);
+    `execute` replaces nbgrader's Execute preprocessor in autograding (tools/grade.py's)."""
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import Execute
     from traitlets.config import Config
 
     c = Config()
@@ -81,10 +84,13 @@ def nbgrader_config(course: Path, timeout: int = 300) -> Any:
     c.Execute.interrupt_on_timeout = True  # ... and the notebook goes on with the next cell
     c.Execute.allow_errors = True
     c.OverwriteCells.add_missing_cells = True  # a deleted check cell is put back
+    if execute is not None:
+        default = Autograde.class_traits()["autograde_preprocessors"].default()
+        c.Autograde.autograde_preprocessors = [execute if p is Execute else p for p in default]
     return c
 
 
-def nbgrader_api(course: Path, timeout: int = 300) -> Any:
+def nbgrader_api(course: Path, timeout: int = 300, execute: type | None = None) -> Any:
     import logging
 
     from nbgrader.apps import NbGraderAPI
@@ -94,7 +100,7 @@ def nbgrader_api(course: Path, timeout: int = 300) -> Any:
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-    config = nbgrader_config(course, timeout)
+    config = nbgrader_config(course, timeout, execute)
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     api.log.setLevel(logging.WARNING)
     return api
