@@ -123,8 +123,11 @@ def graded(tmp_path_factory):
     edition = make_class(folder)
     t = time.perf_counter()
     out = run_grade(folder, gradebook)
+    ch3 = sum(int(line.split()[-2]) for line in out.splitlines()
+              if line.startswith("graded ") and line.split()[1].endswith(CH3))
     print(f"\ngraded the synthetic class (6 notebooks: 5 students x Chapter 3, 1 x Chapter 2) in "
-          f"{time.perf_counter() - t:.0f} s\n{out}")
+          f"{time.perf_counter() - t:.0f} s; Chapter 3 for five students: {ch3} s (one of them "
+          f"hangs in 4 cells, {TIMEOUT} s each)\n{out}")
     return folder, gradebook, out, edition
 
 
@@ -231,9 +234,10 @@ def tiny_chapter(folder: Path) -> Path:
     return folder / "chapters"
 
 
-def test_a_kernel_that_dies_costs_only_what_it_breaks(tmp_path):
+def test_a_kernel_that_dies_costs_only_what_it_breaks_and_grading_is_offline(tmp_path):
     """os._exit in a solution kills the kernel: that exercise scores 0, the kernel is restarted, and
-    the exercises before and after it keep their points (nbgrader alone would fail the notebook)."""
+    the exercises before and after it keep their points (nbgrader alone would fail the notebook).
+    A solution that reaches for the network meets the course's offline guard in the kernel."""
     chapters = tiny_chapter(tmp_path)
     release = student.release([chapters / "01_tiny.ipynb"])["01_tiny.ipynb"]
     subs = tmp_path / "subs"
@@ -242,10 +246,22 @@ def test_a_kernel_that_dies_costs_only_what_it_breaks(tmp_path):
         "ex-one": "def one():\n    return 1",
         "ex-two": "def two():\n    import os\n    os._exit(1)",
         "ex-three": "def three():\n    return 3"}))
+    (subs / "bea").mkdir(parents=True)
+    (subs / "bea" / "01_tiny.ipynb").write_text(submission(release, {
+        "ex-one": "def one():\n    import urllib.request\n"
+                  "    urllib.request.urlopen('http://example.com', timeout=5)\n    return 1",
+        "ex-two": "def two():\n    return 2", "ex-three": "def three():\n    return 3"}))
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "grade.py"), str(subs), "--chapters",
                         str(chapters), "--gradebook", str(tmp_path / "gradebook")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert read_csv(subs) == [grade.HEADER, ["ann", "01_tiny.ipynb", "ex-one", "1", "1"],
                               ["ann", "01_tiny.ipynb", "ex-two", "0", "1"],
-                              ["ann", "01_tiny.ipynb", "ex-three", "1", "1"]]
+                              ["ann", "01_tiny.ipynb", "ex-three", "1", "1"],
+                              ["bea", "01_tiny.ipynb", "ex-one", "0", "1"],
+                              ["bea", "01_tiny.ipynb", "ex-two", "1", "1"],
+                              ["bea", "01_tiny.ipynb", "ex-three", "1", "1"]]
+    graded = json.loads((tmp_path / "gradebook" / "autograded" / "bea" / "01_tiny" /
+                         "01_tiny.ipynb").read_text())
+    check_one = [c for c in graded["cells"] if nbrules.is_check(c)][0]
+    assert [o["ename"] for o in check_one["outputs"]] == ["NetworkBlocked"]
