@@ -26,18 +26,7 @@ def solution_source(chapter: dict, label: str, block: list[str] | None = None) -
     """The chapter's solution cell of exercise `label`, its solution block replaced by `block`."""
     ex = {e.label: e for e in nbrules.exercises(chapter)}[label]
     src = nbrules.source(chapter["cells"][ex.solutions[0]])
-    if block is None:
-        return src
-    out, inside = [], False
-    for line in src.split("\n"):
-        if (m := nbrules.SOLUTION_BEGIN.match(line)):
-            inside = True
-            out += [m["indent"] + b for b in block]
-        elif nbrules.SOLUTION_END.match(line):
-            inside = False
-        elif not inside:
-            out.append(line)
-    return "\n".join(out)
+    return src if block is None else nbrules.replace_solutions(src, "\n".join(block))[0]
 
 
 def submission(release: str, solved: dict[str, str], checks: dict[str, str | None] = {}) -> str:

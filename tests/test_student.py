@@ -173,6 +173,20 @@ def test_exercise_layout_rules():
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_nbgrader_clears_solutions_as_the_notebook_rules_say(edition, nb_path):
+    """nbgrader's release replaces each solution exactly as tools/nb.py's replace_solutions does."""
+    chapter, released = nbrules.read(nb_path), nbrules.read(edition / nb_path.name)
+    assert len(chapter["cells"]) == len(released["cells"])
+    n = 0
+    for i, cell in nbrules.code_cells(chapter):
+        src = nbrules.source(cell)
+        if nbrules.has_solution(src):
+            assert nbrules.source(released["cells"][i]) == student.strip_solutions(src, "x")[0]
+            n += 1
+    assert n >= 3
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_solution_leaks_and_outputs_are_cleared(edition, nb_path):
     text = (edition / nb_path.name).read_text()
     nb = json.loads(text)

@@ -106,6 +106,23 @@ def solution_blocks(src: str, label: str = "cell") -> list[list[str]]:
     return blocks
 
 
+def replace_solutions(src: str, stub: str, label: str = "cell") -> tuple[str, int]:
+    """The source with each solution block, markers included, replaced by the `stub` line(s),
+    indented like its BEGIN marker (as nbgrader's ClearSolutions does); returns (source, blocks)."""
+    n = len(solution_blocks(src, label))  # validates the markers
+    out: list[str] = []
+    inside = False
+    for line in src.split("\n"):
+        if (m := SOLUTION_BEGIN.match(line)):
+            inside = True
+            out += [m["indent"] + s for s in stub.split("\n")]
+        elif SOLUTION_END.match(line):
+            inside = False
+        elif not inside:
+            out.append(line)
+    return "\n".join(out), n
+
+
 def without_solution_markers(src: str) -> str:
     """The source with the marker lines dropped (the solution itself kept): what gptlib receives."""
     return "\n".join(line for line in src.split("\n") if not SOLUTION_LINE.match(line))

@@ -36,22 +36,10 @@ STUB = 'raise NotImplementedError("replace this line with your solution")'
 
 
 def strip_solutions(source: str, label: str) -> tuple[str, int]:
-    """Replace each solution block by a NotImplementedError; return (new source, number of blocks).
-
-    The replacement nbgrader's ClearSolutions makes with the stub configured in `nbgrader_config`
-    (kept for quick use on one cell; the edition itself is written by nbgrader)."""
-    blocks = nbrules.solution_blocks(source, label)  # validates the markers (tools/nb.py's parser)
-    out: list[str] = []
-    inside = False
-    for line in source.split("\n"):
-        if (m := nbrules.SOLUTION_BEGIN.match(line)):
-            inside = True
-            out.append(m["indent"] + STUB)
-        elif nbrules.SOLUTION_END.match(line):
-            inside = False
-        elif not inside:
-            out.append(line)
-    return "\n".join(out), len(blocks)
+    """Replace each solution block by the NotImplementedError stub; return (source, blocks): the
+    replacement nbgrader's ClearSolutions makes with the stub configured in `nbgrader_config` (the
+    edition itself is written by nbgrader; tests/test_student.py checks the two agree)."""
+    return nbrules.replace_solutions(source, STUB, label)
 
 
 def source_notebook(nb: dict[str, Any], name: str) -> dict[str, Any]:
