@@ -53,11 +53,13 @@ execute: $(STAMP)  ## re-run notebooks top to bottom in place (NB=chapters/02_at
 student: $(STAMP)  ## write the student edition into $(STUDENT)/ (never overwrites your work)
 	$(PY) tools/student.py --out "$(STUDENT)"
 
-# SUBMISSIONS=DIR with DIR/<student>/<notebook>.ipynb -> DIR/grades.csv, DIR/feedback/ (tools/grade.py);
-# GRADE_TIMEOUT: seconds per cell; GRADEBOOK: nbgrader's course folder (default .grading/<name>-<hash>/)
+# SUBMISSIONS=DIR with DIR/<student>/<notebook>.ipynb -> DIR/grades.csv, DIR/feedback/ (grade.py);
+# GRADE_TIMEOUT: seconds per cell; GRADEBOOK: nbgrader's course folder (.grading/<name>-<hash>/)
+GRADEBOOK_ARG = $(if $(GRADEBOOK),--gradebook "$(GRADEBOOK)")
 grade: $(STAMP)  ## grade learners' notebooks with nbgrader, offline: make grade SUBMISSIONS=DIR
-	@test -n "$(SUBMISSIONS)" || { echo "make grade needs SUBMISSIONS=DIR (DIR/<student>/<notebook>.ipynb)"; exit 2; }
-	$(OFFLINE) $(PY) tools/grade.py "$(SUBMISSIONS)" --timeout $(GRADE_TIMEOUT) $(if $(GRADEBOOK),--gradebook "$(GRADEBOOK)")
+	@test -n "$(SUBMISSIONS)" || \
+	  { echo "make grade needs SUBMISSIONS=DIR (DIR/<student>/<notebook>.ipynb)"; exit 2; }
+	$(OFFLINE) $(PY) tools/grade.py "$(SUBMISSIONS)" --timeout $(GRADE_TIMEOUT) $(GRADEBOOK_ARG)
 
 # clean removes build outputs only: never student/ (learners work there) nor .grading/ (gradebooks)
 clean:

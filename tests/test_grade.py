@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import grade  # noqa: E402
 import nb as nbrules  # noqa: E402
 import student  # noqa: E402
+from test_student import tiny_chapter  # noqa: E402
 
 CH2, CH3 = "02_attention.ipynb", "03_position.ipynb"
 # seconds per cell: the slowest cell of Chapters 2-3 took 9 s on a 2-core machine shared by several
@@ -200,27 +201,6 @@ def test_make_grade_needs_submissions_and_runs_offline():
                        cwd=ROOT, capture_output=True, text=True)
     cmd = r.stdout.strip().splitlines()[-1]
     assert "GPTLIB_OFFLINE=1" in cmd and "tools/grade.py" in cmd and '"subs" --timeout 7' in cmd
-
-
-def tiny_chapter(folder: Path) -> Path:
-    """A three-exercise chapter that runs in a second (for what real chapters would make slow)."""
-    def cell(kind, src, tags=()):
-        c = {"cell_type": kind, "id": f"c{len(cells)}", "metadata": {"tags": list(tags)},
-             "source": src}
-        return {**c, "outputs": [], "execution_count": None} if kind == "code" else c
-
-    cells: list[dict] = []
-    for name, value in [("one", 1), ("two", 2), ("three", 3)]:
-        cells.append(cell("markdown", f"```{{exercise}} {name}\n:label: ex-{name}\n```"))
-        cells.append(cell("code", f"def {name}():\n    ### BEGIN SOLUTION\n    return {value}\n"
-                                  "    ### END SOLUTION", ["hide-input"]))
-        cells.append(cell("code", f"assert {name}() == {value}", ["check"]))
-    nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3",
-                                                      "language": "python", "name": "python3"}},
-          "nbformat": 4, "nbformat_minor": 5}
-    (folder / "chapters").mkdir()
-    (folder / "chapters" / "01_tiny.ipynb").write_text(json.dumps(nb))
-    return folder / "chapters"
 
 
 def test_a_kernel_that_dies_costs_only_what_it_breaks_and_grading_is_offline(tmp_path):
