@@ -17,14 +17,16 @@ OFFLINE := GPTLIB_PROFILE=cpu HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASET
            GPTLIB_OFFLINE=1 PYTHONPATH="$(CURDIR)/tools/offline$${PYTHONPATH:+:$$PYTHONPATH}"
 NBVAL   := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=1200
 
-.PHONY: book test lab export execute student clean env typecheck browser-test
+GRADE_TIMEOUT ?= 300
+
+.PHONY: book test lab export execute student grade clean env typecheck browser-test
 
 # requirements.lock pins packages that need Python 3.11.5 (numpy 2.4, ipython 9: 3.11; soupsieve 4.1: 3.11.5):
 # say so before anything is installed (tests/test_setup_claims.py keeps this, pyproject and README equal).
 # The editable install's "Please be careful with folders ... same name as your package" box is setuptools'
 # general advice for every editable install (the folder *is* the package here), filtered by its message.
 env: $(STAMP)
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11, 5))' || { \
 	  echo "gptlib needs Python >= 3.11.5 (requirements.lock pins numpy 2.4, ipython 9, soupsieve 4.1); $(PYTHON) is" \
 	       "$$($(PYTHON) --version 2>&1). Run: make PYTHON=python3.12 (or another >= 3.11.5) $(MAKECMDGOALS)"; exit 1; }
@@ -33,6 +35,8 @@ $(STAMP): requirements.lock pyproject.toml
 	@echo "== installing requirements.lock into $(VENV): about 2 GB; on Linux x86-64 PyPI's torch adds" \
 	      "its CUDA libraries (several GB more). Minutes the first time, seconds from pip's cache"
 	$(PY) -m pip install --progress-bar on -r requirements.lock
+	@echo "== installing nbgrader without its optional widgets (requirements-nodeps.lock)"
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.lock
 	@echo "== installing gptlib (editable)"
 	PYTHONWARNINGS="ignore:Editable installation" \
 	  $(PY) -m pip install -q --no-deps --no-build-isolation -e .
@@ -71,8 +75,17 @@ execute: $(STAMP)  ## re-run notebooks top to bottom in place (NB=chapters/02_at
 	$(PY) tools/export.py
 
 student: $(STAMP)  ## write the student edition into $(STUDENT)/ (never overwrites your work)
-	$(PY) tools/student.py --out $(STUDENT)
+	$(PY) tools/student.py --out "$(STUDENT)"
 
+# SUBMISSIONS=DIR with DIR/<student>/<notebook>.ipynb -> DIR/grades.csv, DIR/feedback/ (grade.py);
+# GRADE_TIMEOUT: seconds per cell; GRADEBOOK: nbgrader's course folder (.grading/<name>-<hash>/)
+GRADEBOOK_ARG = $(if $(GRADEBOOK),--gradebook "$(GRADEBOOK)")
+grade: $(STAMP)  ## grade learners' notebooks with nbgrader, offline: make grade SUBMISSIONS=DIR
+	@test -n "$(SUBMISSIONS)" || \
+	  { echo "make grade needs SUBMISSIONS=DIR (DIR/<student>/<notebook>.ipynb)"; exit 2; }
+	$(OFFLINE) $(PY) tools/grade.py "$(SUBMISSIONS)" --timeout $(GRADE_TIMEOUT) $(GRADEBOOK_ARG)
+
+# clean removes build outputs only: never student/ (learners work there) nor .grading/ (gradebooks)
 clean:
-	rm -rf _build $(STUDENT) .pytest_cache
+	rm -rf _build .pytest_cache
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
