@@ -21,8 +21,36 @@ def parse_cell(source: str) -> ast.Module:
     return ast.parse(TransformerManager().transform_cell(source))
 
 
+TIMING = re.compile(r"(^|_)(time|times|timing|wall|secs?|seconds|elapsed|duration)(_|$)|^t_|^dt$|_s$",
+                    re.IGNORECASE)
+_FUNCS = {"sum", "min", "max", "abs", "float", "int", "round", "len", "mean", "median"}
+
+
+def _identifiers(e: ast.expr) -> list[str]:
+    """The names an expression reads (variables, attributes, string keys), without called functions."""
+    called = {id(n.func) for n in ast.walk(e) if isinstance(n, ast.Call)}
+    out = []
+    for n in ast.walk(e):
+        if isinstance(n, ast.Name) and id(n) not in called and n.id not in _FUNCS:
+            out.append(n.id)
+        elif isinstance(n, ast.Attribute) and id(n) not in called:
+            out.append(n.attr)
+        elif isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant) \
+                and isinstance(n.slice.value, str):
+            out.append(n.slice.value)
+    return out
+
+
+def _is_timing(e: ast.expr) -> bool:
+    """An operand that is a measured time: it reads a timing-named value (t_x, x_time, wall, secs, ...)."""
+    return any(TIMING.search(name) for name in _identifiers(e))
+
+
 def _trivial(test: ast.expr) -> bool:
-    """An assert test that cannot fail on a sane run: a constant, or only `x > 0` / `x >= 0` / `x is not None`."""
+    """An assert test that cannot fail on a sane run, or that asserts a timing: a constant; only
+    `x > 0` / `0 < x` / `x >= 0` / `x is not None`; or an order comparison of a measured time (a part's
+    time <= the wall time around it is a tautology, and any other is a timed assert, which the house
+    rules forbid: a speed claim is a printed benchmark ratio)."""
     if not any(isinstance(n, (ast.Name, ast.Attribute, ast.Call, ast.Subscript)) for n in ast.walk(test)):
         return True
     if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
@@ -30,12 +58,25 @@ def _trivial(test: ast.expr) -> bool:
     if isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "all" and test.args \
             and isinstance(test.args[0], ast.GeneratorExp):
         return _trivial(test.args[0].elt)
-    if isinstance(test, ast.Compare) and len(test.ops) == 1:
-        op, right = test.ops[0], test.comparators[0]
-        if isinstance(op, (ast.Gt, ast.GtE)) and isinstance(right, ast.Constant) and right.value == 0:
-            return True
-        if isinstance(op, ast.IsNot) and isinstance(right, ast.Constant) and right.value is None:
-            return True
+    if isinstance(test, ast.Compare):
+        operands = [test.left, *test.comparators]
+        if all(isinstance(op, (ast.Lt, ast.LtE, ast.Gt, ast.GtE)) for op in test.ops) \
+                and any(_is_timing(o) for o in operands):
+            return True                                   # a time compared: tautology or timed assert
+        if len(test.ops) == 1:
+            op, left, right = test.ops[0], test.left, test.comparators[0]
+            zero = (lambda e: isinstance(e, ast.Constant) and e.value == 0
+                    and not isinstance(e.value, bool))
+            if isinstance(op, (ast.Gt, ast.GtE)) and zero(right):
+                return True
+            if isinstance(op, (ast.Lt, ast.LtE)) and zero(left):
+                return True
+            if isinstance(op, ast.IsNot) and isinstance(right, ast.Constant) and right.value is None:
+                return True
+        elif len(test.ops) == 2 and isinstance(test.left, ast.Constant) and test.left.value == 0 \
+                and isinstance(test.ops[0], (ast.Lt, ast.LtE)) \
+                and not isinstance(test.comparators[1], ast.Constant):
+            return False                                  # 0 < x < bound: a real range check
     return False
 
 
@@ -55,6 +96,33 @@ def test_assert_detection_is_not_fooled_by_words():
     assert asserts_what_matters("%timeit f()\nassert got == want")
     assert asserts_what_matters("def f():\n    assert abs(a - b) < 1e-4\nf()")
     assert asserts_what_matters("from gptlib.checks import ch2\nch2.check_causal_mask(causal_mask)")
+
+
+@pytest.mark.parametrize("tautology", [
+    "assert part_time <= wall_time",
+    "assert fit_wall <= section_wall                 # training is part of the section",
+    'assert wall >= sum(r["time"] for r in results.values())',
+    'assert results["probe"]["time"] < full_time     # a timed assert, not a tautology, but timed',
+    "assert t_fast < t_slow",
+    "assert 0 < elapsed <= total_secs",
+    'assert all(r["tok_per_s"] > 0 and 0 < r["mfu"] for r in curve)',
+    "assert 0 < n",
+    "assert t_step < 0.5",
+])
+def test_relational_tautologies_and_timed_asserts_do_not_count(tautology):
+    assert not asserts_what_matters(tautology)
+    assert asserts_what_matters(tautology + "\nassert len(log) == steps")
+
+
+@pytest.mark.parametrize("real", [
+    "assert len(curve) == 150 and curve[-1]['loss'] < curve[0]['loss']",
+    "assert abs(loss_a - loss_b) < 1e-4",
+    "assert 0 < ratio < 2",
+    "assert worst < 1e-3",
+    "assert t_ours > 0 and got == want",
+])
+def test_real_asserts_still_count(real):
+    assert asserts_what_matters(real)
 
 
 def test_every_chapter_is_in_the_table_of_contents():
