@@ -5,7 +5,6 @@ token shards (uint16 memmaps), next-token windows and batches."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +13,13 @@ import numpy as np
 import torch
 
 import gptlib
-from gptlib.tokenizer import BPETokenizer
+from gptlib.tokenizer import BPETokenizer, course_tokenizer_path
+from gptlib.util import atomic_path, is_int
 
 __all__ = [
     "Play", "load_plays", "corpus_text", "build_course_tokenizer", "Passage", "passages", "load_passages",
-    "VAL_PLAYS", "split_by_play", "encode_plays", "write_shard", "load_shard", "make_windows", "TokenWindows",
-    "make_dataloader", "get_batch",
+    "VAL_PLAYS", "split_by_play", "encode_plays", "write_shard", "load_shard", "make_windows", "windows",
+    "TokenWindows", "make_dataloader", "get_batch",
 ]
 
 
@@ -57,8 +57,9 @@ def corpus_text(plays: list[Play] | None = None) -> str:
 
 
 def build_course_tokenizer(vocab_size: int = 1024, path=None) -> Path:
-    """Train the course BPE on the whole corpus and write data/tokenizers/shakespeare-<vocab_size>.json."""
-    path = Path(path or gptlib.DATA_DIR / "tokenizers" / f"shakespeare-{vocab_size}.json")
+    """Train the course BPE on the whole corpus and write it to `path` (default: where
+    gptlib.tokenizer.course_tokenizer reads it, data/tokenizers/shakespeare-<vocab_size>.json)."""
+    path = Path(path or course_tokenizer_path(vocab_size))
     return BPETokenizer().train(corpus_text(), vocab_size).save(path)
 
 
@@ -159,9 +160,8 @@ def write_shard(tokens, path) -> Path:
         raise ValueError(f"token ids must be in 0..65535 for a uint16 shard, got {tokens.min()}..{tokens.max()}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")         # written in full, then renamed: a crash or an
-    tokens.astype(np.uint16).tofile(tmp)                 # interrupted run never leaves a half-written shard
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:           # written in full, then renamed: a crash or an interrupted
+        tokens.astype(np.uint16).tofile(tmp)  # run never leaves a half-written shard
     return path
 
 
@@ -191,41 +191,69 @@ def make_windows(tokens: torch.Tensor, block_size: int, stride: int) -> tuple[to
 
 
 # from chapters/01_tokenization.ipynb, cell 94
+def _check_sizes(**sizes: object) -> None:
+    for name, v in sizes.items():
+        if not is_int(v) or v < 1:          # type: ignore[operator]
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+
+
+def windows(tokens, starts, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The windows of `tokens` (a 1-d array, memmap, tensor or list) that begin at `starts`:
+    x = tokens[s : s + T], y = tokens[s + 1 : s + T + 1] for each start s, as int64 (len(starts), T).
+    The one cutter behind TokenWindows, get_batch and the Trainer: a window needs T + 1 tokens."""
+    _check_sizes(block_size=block_size)
+    starts = [int(s) for s in starts]
+    last = len(tokens) - block_size - 1                  # the last start with T + 1 tokens after it
+    bad = [s for s in starts if not 0 <= s <= last]
+    if bad:
+        raise ValueError(f"window start {bad[0]} is out of range 0..{last}: a window of block_size = "
+                         f"{block_size} needs block_size + 1 tokens and there are {len(tokens)}")
+    if isinstance(tokens, torch.Tensor):
+        tokens = tokens.cpu().numpy()
+    rows = [np.asarray(tokens[s:s + block_size + 1], dtype=np.int64) for s in starts]
+    batch = torch.from_numpy(np.stack(rows) if rows else np.zeros((0, block_size + 1), np.int64))
+    return batch[:, :-1], batch[:, 1:]                   # (B, T), (B, T): y is x one token later
+
+
 class TokenWindows(torch.utils.data.Dataset):
     """Window i = tokens[i*stride : i*stride + block_size + 1], returned as (x, y) int64 tensors of (T,)."""
 
     def __init__(self, tokens, block_size: int, stride: int | None = None):
-        self.tokens, self.block_size, self.stride = tokens, block_size, stride or block_size
-        if block_size < 1 or self.stride < 1:
-            raise ValueError(f"block_size and stride must be >= 1, got {block_size}, {self.stride}")
+        stride = block_size if stride is None else stride
+        _check_sizes(block_size=block_size, stride=stride)
+        self.tokens, self.block_size, self.stride = tokens, block_size, stride
         if len(tokens) < block_size + 1:
-            raise ValueError(f"{len(tokens)} tokens cannot make a window of block_size + 1 = {block_size + 1}")
+            raise ValueError(f"{len(tokens)} tokens cannot make a window of block_size + 1 = "
+                             f"{block_size + 1}")
 
     def __len__(self) -> int:
         return (len(self.tokens) - self.block_size - 1) // self.stride + 1
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not 0 <= i < len(self):
             raise IndexError(f"window {i} out of range 0..{len(self) - 1}")
-        s = i * self.stride
-        chunk = torch.from_numpy(np.asarray(self.tokens[s:s + self.block_size + 1]).astype(np.int64))
-        return chunk[:-1], chunk[1:]                                   # (T,), (T,)
+        x, y = windows(self.tokens, [i * self.stride], self.block_size)
+        return x[0], y[0]                                              # (T,), (T,)
 
 
 def make_dataloader(tokens, block_size: int, batch_size: int, *, stride: int | None = None,
-                    shuffle: bool = True, seed: int = 0, drop_last: bool = True) -> torch.utils.data.DataLoader:
+                    shuffle: bool = True, seed: int = 0,
+                    drop_last: bool = True) -> torch.utils.data.DataLoader:
     """Batches (x, y) of shape (B, T) over TokenWindows, shuffled reproducibly by `seed`."""
+    _check_sizes(batch_size=batch_size)
     g = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(TokenWindows(tokens, block_size, stride), batch_size=batch_size,
-                                       shuffle=shuffle, generator=g, drop_last=drop_last)
+    return torch.utils.data.DataLoader(TokenWindows(tokens, block_size, stride),
+                                       batch_size=batch_size, shuffle=shuffle, generator=g,
+                                       drop_last=drop_last)
 
 
 def get_batch(tokens, batch_size: int, block_size: int, generator: torch.Generator | None = None,
-              device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+              device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """`batch_size` windows at random offsets: x, y of shape (B, T), y = x shifted by one token."""
+    _check_sizes(batch_size=batch_size, block_size=block_size)
     if len(tokens) < block_size + 1:
-        raise ValueError(f"{len(tokens)} tokens cannot make a window of block_size + 1 = {block_size + 1}")
-    ix = torch.randint(len(tokens) - block_size, (batch_size,), generator=generator)
-    rows = [torch.from_numpy(np.asarray(tokens[i:i + block_size + 1]).astype(np.int64)) for i in ix.tolist()]
-    batch = torch.stack(rows)                                          # (B, T+1)
-    return batch[:, :-1].to(device), batch[:, 1:].to(device)          # (B, T), (B, T)
+        raise ValueError(f"{len(tokens)} tokens cannot make a window of block_size + 1 = "
+                         f"{block_size + 1}")
+    starts = torch.randint(len(tokens) - block_size, (batch_size,), generator=generator)
+    x, y = windows(tokens, starts.tolist(), block_size)
+    return x.to(device), y.to(device)                                  # (B, T), (B, T)

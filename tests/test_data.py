@@ -112,7 +112,7 @@ def test_token_windows_dataset_and_loader():
         ds[len(ds)]
     with pytest.raises(ValueError, match="block_size \\+ 1"):
         TokenWindows(toks[:8], 8)
-    with pytest.raises(ValueError, match=">= 1"):
+    with pytest.raises(ValueError, match="positive int"):
         TokenWindows(toks, 0)
     a = [x.tolist() for x, _ in make_dataloader(toks, 8, 4, seed=3)]
     b = [x.tolist() for x, _ in make_dataloader(toks, 8, 4, seed=3)]
@@ -137,12 +137,54 @@ def test_get_batch():
 
 def test_an_interrupted_shard_write_keeps_the_old_shard(tmp_path, monkeypatch):
     import numpy as np
-    from gptlib import data
+    from gptlib import data, util
     path = data.write_shard(np.arange(10), tmp_path / "train.bin")
-    monkeypatch.setattr(data.os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt("interrupted")))
+    monkeypatch.setattr(util.os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt("interrupted")))
     with pytest.raises(KeyboardInterrupt):                    # the run dies after writing, before the rename
         data.write_shard(np.arange(5000), path)
     assert data.load_shard(path).tolist() == list(range(10))
+    assert [p.name for p in tmp_path.iterdir()] == ["train.bin"]            # no temporary left
+
+
+# ------------------------------------------------------------------ one window cutter: gptlib.data.windows
+def test_windows_cut_x_and_y_one_token_apart_from_any_container(tmp_path):
+    import numpy as np
+    from gptlib.data import load_shard, windows, write_shard
+    ids = np.arange(100, 140)
+    shard = load_shard(write_shard(ids, tmp_path / "w.bin"))
+    for tokens in (ids, shard, torch.from_numpy(ids), ids.tolist()):
+        x, y = windows(tokens, [0, 3, 39 - 8], 8)
+        assert x.dtype == y.dtype == torch.int64 and x.shape == y.shape == (3, 8)
+        assert x[1].tolist() == list(range(103, 111)) and y[1].tolist() == list(range(104, 112))
+        assert y[2, -1].item() == 139                                  # the last window ends on the last token
+
+
+def test_windows_agree_with_the_exercise_the_dataset_and_get_batch():
+    import numpy as np
+    from gptlib.data import windows
+    toks = torch.arange(50, 90)
+    x, y = windows(toks, range(0, 40 - 6, 3), 5)
+    mx, my = make_windows(toks, 5, 3)
+    assert torch.equal(x, mx) and torch.equal(y, my)
+    ds = TokenWindows(toks.numpy(), 5, 3)
+    assert len(ds) == len(mx) and all(torch.equal(ds[i][0], mx[i]) for i in range(len(ds)))
+    gx, gy = get_batch(np.asarray(toks), 16, 5, torch.Generator().manual_seed(0))
+    assert torch.equal(gx[:, 1:], gy[:, :-1]) and torch.equal(gy - gx, torch.ones_like(gx))
+
+
+@pytest.mark.parametrize("starts, match", [([-1], "start -1 is out of range 0..31"),
+                                           ([32], "start 32 is out of range 0..31")])
+def test_windows_past_either_end_are_a_clear_error(starts, match):
+    from gptlib.data import windows
+    with pytest.raises(ValueError, match=match):
+        windows(list(range(40)), starts, 8)
+
+
+@pytest.mark.parametrize("kw", [dict(block_size=0), dict(block_size=True), dict(block_size=2.0),
+                                dict(stride=0), dict(stride=-2)])
+def test_sizes_must_be_positive_ints(kw):
+    with pytest.raises(ValueError, match="must be a positive int"):
+        TokenWindows(list(range(40)), **{"block_size": 4, **kw})
 
 
 # Hand-checked against the files in data/shakespeare/ (read with a text viewer, not with gptlib): the play,

@@ -242,13 +242,13 @@ def test_course_tokenizer_hash_is_the_one_in_data_readme():
 
 
 def test_an_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
-    import os
-    from gptlib import tokenizer as tok_mod
+    from gptlib import util                      # the one atomic write: gptlib.util.atomic_path
     path = tmp_path / "tok.json"
     small = BPETokenizer().train("aaab aaab abab " * 20, 260)
     small.save(path)
     before = path.read_bytes()
-    monkeypatch.setattr(tok_mod.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(util.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError, match="disk full"):
         BPETokenizer().train("zzzy zzzy " * 30, 259).save(path)
     assert path.read_bytes() == before and BPETokenizer.load(path).merges == small.merges
+    assert [p.name for p in tmp_path.iterdir()] == ["tok.json"]                 # no temporary left

@@ -9,10 +9,10 @@ import torch
 import transformers
 from transformers.utils import logging as hf_logging
 
-from gptlib import tokenizer as tok_mod
+from gptlib import util
 from gptlib.data import corpus_text, load_plays
-from gptlib.tokenizer import (ENDOFTEXT, HF_TOKENIZER_FILES, BPETokenizer, bytes_to_unicode, course_tokenizer,
-                              gpt2_tokenizer)
+from gptlib.tokenizer import ENDOFTEXT, BPETokenizer, course_tokenizer, gpt2_tokenizer
+from gptlib.tokenizer_hf import HF_TOKENIZER_FILES, bytes_to_unicode
 
 hf_logging.set_verbosity_error()
 
@@ -174,14 +174,14 @@ def test_an_interrupted_save_leaves_nothing_half_written(tmp_path, monkeypatch):
     small = BPETokenizer().train("aaab aaab abab " * 20, 260)
     other = BPETokenizer().train("zzzy zzzy " * 30, 259)
     boom = lambda *a: (_ for _ in ()).throw(KeyboardInterrupt("interrupted"))  # noqa: E731
-    monkeypatch.setattr(tok_mod.os, "rename", boom)
+    monkeypatch.setattr(util.os, "replace", boom)         # the one atomic write: gptlib.util.atomic_path
     with pytest.raises(KeyboardInterrupt):                       # a new directory: all or nothing
         small.save_pretrained(tmp_path / "new")
     assert list(tmp_path.iterdir()) == []
     monkeypatch.undo()
     d = small.save_pretrained(tmp_path / "old")
     before = {f: (d / f).read_bytes() for f in HF_TOKENIZER_FILES}
-    monkeypatch.setattr(tok_mod.os, "replace", boom)
+    monkeypatch.setattr(util.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):                       # an existing one: old files stay whole
         other.save_pretrained(d, overwrite=True)
     assert {f: (d / f).read_bytes() for f in HF_TOKENIZER_FILES} == before
