@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -16,10 +17,11 @@ from pathlib import Path
 import torch
 
 from gptlib.model import GPT, GPTConfig
+from gptlib.util import atomic_path
 
 __all__ = [
-    "CONV1D_WEIGHTS", "config_from_hf", "config_to_hf", "resolve_checkpoint", "read_state_dict",
-    "load_hf_state_dict", "from_pretrained", "save_pretrained",
+    "CONV1D_WEIGHTS", "config_from_hf", "config_to_hf", "read_state_dict", "load_hf_state_dict",
+    "from_pretrained", "save_pretrained",
 ]
 
 
@@ -70,7 +72,7 @@ def _is_offline() -> bool:
     return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in _OFFLINE_VARS)
 
 
-def resolve_checkpoint(path_or_name) -> Path:
+def _resolve_checkpoint(path_or_name) -> Path:
     """A local checkpoint directory, or a hub name ("gpt2", "openai-community/gpt2") fetched by huggingface_hub."""
     path = Path(path_or_name).expanduser()
     if path.is_dir():
@@ -155,7 +157,7 @@ def from_pretrained(path_or_name, *, model_cls: type[GPT] = GPT, **overrides) ->
     or a hub name such as "gpt2" (needs huggingface_hub and a connection, or the local HF cache).
     `overrides` change config fields that do not alter shapes, e.g. dropout=0.0 or fused_attention=False;
     `model_cls` builds a subclass of GPT instead (GPT.from_pretrained passes its own class)."""
-    directory = resolve_checkpoint(path_or_name)
+    directory = _resolve_checkpoint(path_or_name)
     if not (directory / "config.json").exists():
         raise FileNotFoundError(f"{directory} has no config.json: not a Hugging Face checkpoint directory")
     config = config_from_hf(json.loads((directory / "config.json").read_text()), **overrides)
@@ -166,8 +168,8 @@ def from_pretrained(path_or_name, *, model_cls: type[GPT] = GPT, **overrides) ->
 
 def save_pretrained(model: GPT, save_directory, *, overwrite: bool = False) -> Path:
     """Write config.json + model.safetensors in transformers' GPT-2 format (GPT2LMHeadModel.from_pretrained
-    loads it). Files go to temporary names first and are renamed into place; a non-empty directory is only
-    replaced with overwrite=True."""
+    loads it). Files go to temporary names first and are renamed into place (gptlib.util.atomic_path);
+    a non-empty directory is only replaced with overwrite=True."""
     from safetensors.torch import save_file
     cfg = model.config
     problems = [p for p, bad in ((f"position={cfg.position!r} (GPT-2 has 'learned')", cfg.position != "learned"),
@@ -182,21 +184,23 @@ def save_pretrained(model: GPT, save_directory, *, overwrite: bool = False) -> P
     if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise FileExistsError(f"{target} is not empty; pass overwrite=True to replace the checkpoint in it, "
                               "or choose a new directory")
-    target.mkdir(parents=True, exist_ok=True)
     dtype = model.transformer.wte.weight.dtype
     tensors = {}
     for k, v in model.state_dict().items():
         if cfg.tie_weights and k == "lm_head.weight":
             continue                                                  # tied: transformers re-ties it to wte
         tensors[k] = (v.t() if k.endswith(CONV1D_WEIGHTS) else v).detach().to("cpu").contiguous()
-    tmp_w, tmp_c = target / ".model.safetensors.tmp", target / ".config.json.tmp"
-    try:
-        save_file(tensors, str(tmp_w), metadata={"format": "pt"})
-        tmp_c.write_text(json.dumps(config_to_hf(cfg, dtype), indent=2) + "\n")
-        os.replace(tmp_w, target / "model.safetensors")
-        os.replace(tmp_c, target / "config.json")
-    finally:
-        for t in (tmp_w, tmp_c):
-            t.unlink(missing_ok=True)
-    (target / "pytorch_model.bin").unlink(missing_ok=True)            # a stale older-format copy would disagree
+    config = json.dumps(config_to_hf(cfg, dtype), indent=2) + "\n"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not (target.is_dir() and any(target.iterdir())):
+        with atomic_path(target) as tmp:                 # a new folder appears complete, or not at all
+            tmp.mkdir()
+            save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+            (tmp / "config.json").write_text(config)
+        return target
+    with contextlib.ExitStack() as stack:                # both files written before either is replaced
+        weights = stack.enter_context(atomic_path(target / "model.safetensors"))
+        save_file(tensors, str(weights), metadata={"format": "pt"})
+        stack.enter_context(atomic_path(target / "config.json")).write_text(config)
+    (target / "pytorch_model.bin").unlink(missing_ok=True)     # a stale older-format copy would disagree
     return target

@@ -24,6 +24,7 @@ from gptlib.attention import MultiHeadAttention
 from gptlib.position import (
     POSITIONS, ALiBi, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding,
 )
+from gptlib.util import check_index_tensor
 
 __all__ = [
     "ACTIVATIONS", "GPTConfig", "LayerNorm", "FusedLayerNorm", "gelu_exact", "gelu_tanh", "GELU", "MLP",
@@ -251,13 +252,15 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):                      # wte, and wpe (an nn.Embedding subclass)
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
+    #: Check on every forward that the token ids are < vocab_size, on any device. The check reads the
+    #: ids' values, so on a GPU it would wait for the device (a host-device sync per forward): there
+    #: it is off unless set (`model.check_ids = True`, e.g. while debugging an encoding); on CPU
+    #: tensors it costs nothing and always runs. Dtype, shape and length are checked everywhere.
+    check_ids: bool = False
+
     def _check_input(self, idx: torch.Tensor) -> None:
         cfg = self.config
-        if not isinstance(idx, torch.Tensor):
-            raise TypeError(f"idx must be a tensor of token ids (B, T), got {type(idx).__name__}; "
-                            "use torch.tensor([ids])")
-        if idx.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-            raise TypeError(f"idx must hold integer token ids (torch.long), got {idx.dtype}; use idx.long()")
+        check_index_tensor(idx, "idx")                                   # metadata: free on any device
         if idx.dim() != 2:
             raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}; for one sequence use idx[None]")
         if idx.size(1) == 0:
@@ -265,8 +268,8 @@ class GPT(nn.Module):
         if idx.size(1) > cfg.block_size:
             raise ValueError(f"sequence length T={idx.size(1)} exceeds the context block_size={cfg.block_size}; "
                              f"crop the input to its last {cfg.block_size} tokens (idx[:, -{cfg.block_size}:])")
-        if not torch.compiler.is_compiling():
-            lo, hi = (int(v) for v in torch.aminmax(idx))                # one reduction, one sync
+        if (idx.device.type == "cpu" or self.check_ids) and not torch.compiler.is_compiling():
+            lo, hi = (int(v) for v in torch.aminmax(idx))                # one reduction: values read
             if lo < 0 or hi >= cfg.vocab_size:
                 bad = lo if lo < 0 else hi
                 raise ValueError(f"token id {bad} is out of range for vocab_size={cfg.vocab_size} (ids must be in "

@@ -12,6 +12,8 @@ import math
 import torch
 from torch import nn
 
+from gptlib.util import INDEX_DTYPES, is_int
+
 __all__ = [
     "POSITIONS", "LearnedPositionalEmbedding", "sinusoidal_table", "SinusoidalPositionalEncoding",
     "rope_rotate", "RotaryEmbedding", "alibi_slopes", "alibi_bias", "ALiBi",
@@ -23,19 +25,22 @@ POSITIONS = ("learned", "sinusoidal", "rope", "alibi")  # the choices GPTConfig.
 
 
 def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
 
 
 def _check_positions(pos, block_size: int | None, who: str) -> None:
-    """Positions must be an integer tensor in [0, block_size): past the table is a clear error, not an IndexError."""
-    if not isinstance(pos, torch.Tensor) or pos.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-        raise TypeError(f"{who}: positions must be an integer tensor such as torch.arange(T), "
-                        f"got {type(pos).__name__}{'' if not isinstance(pos, torch.Tensor) else ' of ' + str(pos.dtype)}")
-    if pos.numel() == 0 or torch.compiler.is_compiling():  # reading values would break a compiled graph
+    """Positions must be an integer tensor in [0, block_size): past the table is a clear error, not an
+    IndexError. The values are read only from CPU tensors: on a GPU, reading them would make every
+    forward wait for the device (a host-device sync), and a compiled graph cannot read them at all."""
+    if not isinstance(pos, torch.Tensor) or pos.dtype not in INDEX_DTYPES:
+        got = type(pos).__name__ + ("" if not isinstance(pos, torch.Tensor) else f" of {pos.dtype}")
+        raise TypeError(f"{who}: positions must be an integer tensor such as torch.arange(T), got {got}")
+    if pos.numel() == 0 or pos.device.type != "cpu" or torch.compiler.is_compiling():
         return
-    _check_range(int(pos.min()), int(pos.max()), block_size, who)
+    lo, hi = (int(v) for v in torch.aminmax(pos))                # one reduction
+    _check_range(lo, hi, block_size, who)
 
 
 def _check_range(lo: int, hi: int, block_size: int | None, who: str) -> None:

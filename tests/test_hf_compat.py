@@ -53,6 +53,19 @@ def test_transformers_checkpoint_loads_with_equal_logits(tmp_path, n_head, n_emb
         assert max_err(ours(x[:, :7]), hf(x[:, :7]).logits) < TOL
 
 
+@pytest.mark.parametrize("impl", ["eager", "sdpa"])
+def test_eval_mode_with_dropout_equals_transformers_in_eval_mode(tmp_path, impl):
+    """A checkpoint trained with dropout (0.2 on embeddings, attention weights and residuals): in eval mode
+    ours and transformers' give the same logits, so dropout (or a rescale for it) never acts at eval."""
+    hf = hf_model(4, 64, impl, resid_pdrop=0.2, embd_pdrop=0.2, attn_pdrop=0.2)
+    hf.save_pretrained(tmp_path)
+    ours = GPT.from_pretrained(tmp_path).eval()
+    assert ours.config.dropout == 0.2
+    x = tokens()
+    with torch.no_grad():
+        assert max_err(ours(x), hf(x).logits) < TOL
+
+
 def test_pytorch_model_bin_loads(tmp_path):
     hf = hf_model(4, 64)
     hf.config.to_json_file(tmp_path / "config.json")
@@ -187,7 +200,7 @@ def test_a_failed_save_leaves_no_half_written_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(st, "save_file", broken)
     with pytest.raises(OSError, match="disk full"):
         m.save_pretrained(tmp_path / "fresh")
-    assert list((tmp_path / "fresh").iterdir()) == []     # nothing half-written, no temp files left
+    assert list(tmp_path.iterdir()) == []                 # no folder, nothing half-written, no temp files
     monkeypatch.undo()
     m.save_pretrained(tmp_path / "old")
     before = (tmp_path / "old" / "model.safetensors").read_bytes()

@@ -191,6 +191,13 @@ def test_every_position_scheme_runs_forward_backward(position):
     assert ("wpe" in m.transformer) == (position in ("learned", "sinusoidal"))
 
 
+def dropout_free_twin(m: GPT) -> GPT:
+    """The same weights in a model built without dropout: the reference an eval-mode model must equal."""
+    twin = GPT(replace(m.config, dropout=0.0))
+    twin.load_state_dict(m.state_dict())
+    return twin.eval()
+
+
 def test_dropout_is_active_in_train_mode_only():
     m = GPT(small(dropout=0.5))
     x = torch.randint(0, 101, (2, 16))
@@ -198,8 +205,71 @@ def test_dropout_is_active_in_train_mode_only():
     a = m.train()(x)
     b = m(x)
     assert not torch.allclose(a, b)
+    ref = dropout_free_twin(m)(x)
+    assert not torch.allclose(a, ref) and not torch.allclose(b, ref)
     m.eval()
-    torch.testing.assert_close(m(x), m(x))
+    assert torch.equal(m(x), ref)          # not m(x) == m(x): a rescale at eval would pass that
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "from-scratch"])
+@pytest.mark.parametrize("position", POSITIONS)
+def test_eval_mode_equals_the_dropout_free_model(position, fused):
+    """Dropout is the identity at evaluation: a model built with dropout=0.3 in eval mode gives exactly the
+    logits of its own weights in a dropout-free model, on every path (attention weights, residual
+    branches, embeddings) and every position scheme."""
+    torch.manual_seed(0)
+    m = GPT(small(dropout=0.3, position=position, fused_attention=fused, fused_kernels=fused)).eval()
+    x = torch.randint(0, 101, (3, 16), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), dropout_free_twin(m)(x), rtol=0, atol=0)
+
+
+def test_train_mode_dropout_keeps_the_expected_activation():
+    """Inverted dropout: in train mode the mean over many masks is the eval-mode output (scaled by
+    1/(1-p) during training, never at evaluation)."""
+    torch.manual_seed(0)
+    m = GPT(small(dropout=0.3, n_layer=1))
+    x = torch.randint(0, 101, (1, 8), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = dropout_free_twin(m).transformer.wte(x)
+        m.train()
+        drops = torch.stack([m.transformer.drop(m.transformer.wte(x)) for _ in range(4000)])
+    assert ((drops == 0).float().mean() - 0.3).abs() < 0.01
+    torch.testing.assert_close(drops.mean(0), ref, atol=0.05 * ref.abs().max().item(), rtol=0)
+
+
+def test_ids_are_range_checked_on_cpu_and_off_cpu_only_when_asked(monkeypatch):
+    """On CPU tensors the ids are range-checked on every forward (free). Off CPU reading them would be a
+    host-device sync per forward: the meta device stands in for a GPU here (any read of a value fails
+    there), so a forward on it proves that nothing reads the ids unless check_ids is set."""
+    reads = []
+    real = torch.aminmax
+    monkeypatch.setattr(torch, "aminmax", lambda *a, **k: reads.append(a[0].device.type) or real(*a, **k))
+    for position in POSITIONS:
+        m = GPT(small(position=position))
+        with pytest.raises(ValueError, match="token id 101 is out of range"):
+            m(torch.tensor([[1, 101]]))
+        meta = m.to("meta")
+        assert meta(torch.zeros(2, 5, dtype=torch.long, device="meta")).shape == (2, 5, 101)
+    assert reads and set(reads) == {"cpu"}
+    meta.check_ids = True
+    with pytest.raises((RuntimeError, NotImplementedError), match="meta"):
+        meta(torch.zeros(2, 5, dtype=torch.long, device="meta"))       # the value check now reads them
+    assert reads[-1] == "meta"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cuda_forward_never_synchronises():
+    m = GPT(small()).cuda().eval()
+    x = torch.randint(0, 101, (2, 16), device="cuda")
+    m(x)                                                                 # warm-up (lazy initialisation)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with torch.no_grad():
+            m(x)
+            m.loss(x, x)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
 
 
 def test_greedy_tokens_equal_an_independent_loop_past_the_context():
@@ -285,7 +355,7 @@ def test_token_ids_out_of_range_are_a_clear_error(bad):
 
 def test_wrong_idx_types_and_shapes():
     m = GPT(small())
-    with pytest.raises(TypeError, match="integer token ids"):
+    with pytest.raises(TypeError, match="tensor of token ids"):
         m(torch.rand(1, 4))
     with pytest.raises(ValueError, match=r"\(B, T\).*idx\[None\]"):
         m(torch.tensor([1, 2, 3]))

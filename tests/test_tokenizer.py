@@ -252,3 +252,19 @@ def test_an_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
         BPETokenizer().train("zzzy zzzy " * 30, 259).save(path)
     assert path.read_bytes() == before and BPETokenizer.load(path).merges == small.merges
     assert [p.name for p in tmp_path.iterdir()] == ["tok.json"]                 # no temporary left
+
+
+def test_one_loader_and_one_protocol_for_both_kinds_of_tokenizer(tmp_path):
+    from gptlib.tokenizer import Tokenizer, course_tokenizer_path, load_tokenizer
+    course, gpt2 = load_tokenizer("course"), load_tokenizer("gpt2")
+    assert isinstance(course, BPETokenizer) and course.merges == BPETokenizer.load(course_tokenizer_path()).merges
+    assert course.n_vocab == course.vocab_size == 1024 and gpt2.n_vocab == 50257
+    for t in (course, gpt2):
+        assert isinstance(t, Tokenizer) and t.decode(t.encode_ordinary("To be, or not")) == "To be, or not"
+    assert not isinstance("a string", Tokenizer)
+    course.save(tmp_path / "t.json")
+    assert load_tokenizer(tmp_path / "t.json").merges == course.merges
+    course.save_pretrained(tmp_path / "hf")
+    assert load_tokenizer(str(tmp_path / "hf")).encode("Thou art") == course.encode("Thou art")
+    with pytest.raises(FileNotFoundError, match="'course', 'gpt2', a .json file"):
+        load_tokenizer("shakespeare-4096")
