@@ -26,7 +26,8 @@ def test_gptlib_is_byte_identical_to_a_fresh_export(tmp_path):
 
 
 def test_check_mode_passes_on_the_committed_tree():
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "export.py"), "--check"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "export.py"), "--check"],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -36,7 +37,8 @@ def test_a_hand_edit_of_an_exported_file_is_caught(tmp_path):
     modules = export.exported_modules(ROOT / "chapters")
     victim = pkg / sorted(modules)[0]
     victim.write_text(victim.read_text() + "\nx = 1  # a quick fix made in the wrong place\n")
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "export.py"), "--check", "--out", str(pkg)],
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "export.py"), "--check", "--out",
+                        str(pkg)],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "out of sync" in r.stdout and "a quick fix" in r.stdout
 
@@ -58,7 +60,8 @@ def test_two_notebooks_may_not_write_one_module(tmp_path):
     cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
             "source": "# export: gptlib/dup.py\nx = 1"}
     for n in ("a", "b"):
-        (tmp_path / f"{n}.ipynb").write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4,
+        (tmp_path / f"{n}.ipynb").write_text(json.dumps({"cells": [cell], "metadata": {},
+                                                         "nbformat": 4,
                                                          "nbformat_minor": 5}))
     with pytest.raises(export.ExportError, match="one module comes from one notebook"):
         export.exported_modules(tmp_path)
@@ -82,7 +85,8 @@ def gptlib_modules_used(source: str, modules: set[str]) -> set[str]:
                 dotted(a.name)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
-            if node.level:                                   # relative: inside the flat package gptlib
+            # relative: inside the flat package gptlib
+            if node.level:
                 base = "gptlib" + ("." + base if base else "")
             dotted(base)
             if base == "gptlib":
@@ -92,7 +96,8 @@ def gptlib_modules_used(source: str, modules: set[str]) -> set[str]:
             used.add(node.attr)
         elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
                 and isinstance(node.args[0].value, str) \
-                and (getattr(node.func, "attr", "") or getattr(node.func, "id", "")) == "import_module":
+                and (getattr(node.func, "attr", "") or getattr(node.func, "id",
+                                                               "")) == "import_module":
             dotted(node.args[0].value)
     return used
 
@@ -106,7 +111,8 @@ def _chapter_of() -> dict[str, int]:
 
 
 def test_modules_import_only_from_earlier_chapters():
-    """A chapter's module may use gptlib (DATA_DIR), its own chapter's modules and earlier chapters' — never
+    """A chapter's module may use gptlib (DATA_DIR), its own chapter's modules and earlier
+    chapters' — never
     later ones."""
     chapter_of = _chapter_of()
     for module, chapter in chapter_of.items():
@@ -138,9 +144,11 @@ def test_every_exported_cell_has_a_provenance_comment_and_all_lists_the_public_n
     for name, text in export.exported_modules(ROOT / "chapters").items():
         tree = ast.parse(text)
         for i, cell in enumerate(parts[name]):
-            # what stays in place: not the imports (hoisted), nor the first cell's docstring (the module's)
+            # what stays in place: not the imports (hoisted), nor the first cell's docstring (the
+            # module's)
             stmts = ast.parse(cell.body).body
-            body = [s for j, s in enumerate(stmts) if not isinstance(s, (ast.Import, ast.ImportFrom))
+            body = [s for j,
+                    s in enumerate(stmts) if not isinstance(s, (ast.Import, ast.ImportFrom))
                     and not (i == j == 0 and isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
                              and isinstance(s.value.value, str))]
             assert f"# from {cell.nb}, cell {cell.index}\n" in text or \
@@ -150,25 +158,31 @@ def test_every_exported_cell_has_a_provenance_comment_and_all_lists_the_public_n
                     and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)]
         assert len(declared) == 1, f"gptlib/{name}: one generated __all__"
         names = [e.value for e in declared[0]]
-        deleted = {t.id for n in tree.body if isinstance(n, ast.Delete) for t in ast.walk(n) if isinstance(t, ast.Name)}
+        deleted = {t.id for n in tree.body if isinstance(n,
+                                                         ast.Delete) for t in ast.walk(n) if isinstance(t, ast.Name)}
         public = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))
                   and not n.name.startswith("_") and n.name not in deleted]
         assert set(public) <= set(names), f"gptlib/{name}: public names missing from __all__"
         imported = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-        first_code = next(i for i, n in enumerate(tree.body) if not isinstance(n, (ast.Import, ast.ImportFrom))
+        first_code = next(i for i,
+                          n in enumerate(tree.body) if not isinstance(n,
+                                                                      (ast.Import, ast.ImportFrom))
                           and not export._is_docstring(n))
         assert all(tree.body.index(n) < first_code for n in imported), f"gptlib/{name}: imports not hoisted"
 
 
-# --------------------------------------------------------------------------- a synthetic notebook, every rule
+# --------------------------------------------------------------------------- a synthetic notebook,
+# every rule
 def notebook(folder: Path, name: str, *cells: str) -> Path:
-    """Write a notebook whose cells are code cells with these sources ("md:..." makes a markdown cell)."""
+    """Write a notebook whose cells are code cells with these sources ("md:..." makes a markdown
+    cell)."""
     cs = []
     for s in cells:
         if s.startswith("md:"):
             cs.append({"cell_type": "markdown", "metadata": {}, "source": s[3:]})
         else:
-            cs.append({"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": s})
+            cs.append({"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                       "source": s})
     path = folder / name
     path.write_text(json.dumps({"cells": cs, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
     return path
@@ -176,17 +190,21 @@ def notebook(folder: Path, name: str, *cells: str) -> Path:
 
 SHAPES = [
     "md:# Shapes",
-    '# export: gptlib/shapes.py\n"""Shapes for the exporter\'s tests."""\nfrom __future__ import annotations\n\n'
+    '# export: gptlib/shapes.py\n"""Shapes for the exporter\'s tests."""\nfrom __future__ import '
+    'annotations\n\n'
     "import math\nfrom dataclasses import dataclass\n\nUNIT = 1.0\nscale = 2.0\n\n\n"
-    'class Circle:\n    """A circle of radius r."""\n\n    def __init__(self, r: float):\n        self.r = r\n',
+    'class Circle:\n    """A circle of radius r."""\n\n    def __init__(self, r: float):\n        '
+    'self.r = r\n',
     "c = Circle(2.0)   # not exported",
     "# export: gptlib/shapes.py\nimport math\nfrom dataclasses import field, dataclass\n\n"
-    "# areas and friends\nclass Circle(Circle):  # continued: merged into the class above\n    SIDES = 0\n\n"
-    "    @property\n    def area(self) -> float:\n        return math.pi * self.r ** 2\n\n"
-    "    @classmethod\n    def unit(cls) -> Circle:\n        return cls(UNIT)\n\n"
-    '    @staticmethod\n    def describe() -> str:\n        """One word."""\n        return "round"\n',
-    "# export: gptlib/shapes.py\ndef _helper():\n    return 1\n\n\ndef total_area(circles) -> float:\n"
-    "    ### BEGIN SOLUTION\n    return sum(c.area for c in circles) * _helper()\n    ### END SOLUTION\n",
+    "# areas and friends\nclass Circle(Circle):  # continued: merged into the class above\n    "
+    "SIDES = 0\n\n    @property\n    def area(self) -> float:\n        return math.pi * self.r ** "
+    "2\n\n    @classmethod\n    def unit(cls) -> Circle:\n        return cls(UNIT)\n\n"
+    '    @staticmethod\n    def describe() -> str:\n        """One word."""\n        return '
+    '"round"\n',
+    "# export: gptlib/shapes.py\ndef _helper():\n    return 1\n\n\ndef total_area(circles) -> "
+    "float:\n    ### BEGIN SOLUTION\n    return sum(c.area for c in circles) * _helper()\n    ### "
+    "END SOLUTION\n",
     "# export: gptlib/shapes.py\nclass Circle(Circle):\n    def __repr__(self) -> str:\n"
     '        return f"Circle({self.r})"\n',
 ]
@@ -200,7 +218,9 @@ def test_synthetic_notebook_exports_whole_classes_hoisted_imports_all_and_proven
     assert text.startswith(export.HEADER_PREFIX)
     # imports: hoisted, deduplicated, merged, __future__ first
     imports = [ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    assert imports == ["from __future__ import annotations", "import math", "from dataclasses import dataclass, field"]
+    assert imports == ["from __future__ import annotations", "import math", "from dataclasses "
+                                                                            "import dataclass, "
+                                                                            "field"]
     assert text.count("import math") == 1
     # one class Circle holding every method; no subclass left over
     classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
@@ -208,10 +228,11 @@ def test_synthetic_notebook_exports_whole_classes_hoisted_imports_all_and_proven
     members = [getattr(n, "name", None) or ast.unparse(n) for n in classes[0].body[1:]]
     assert members == ["__init__", "SIDES = 0", "area", "unit", "describe", "__repr__"]
     # __all__: public functions, classes, UPPERCASE constants, in definition order
-    assert f'__all__ = ["UNIT", "Circle", "total_area"]' in text
+    assert '__all__ = ["UNIT", "Circle", "total_area"]' in text
     # provenance per cell (cell 2 is not exported); markers gone, solution kept
     where = nb.as_posix()
-    for line in (f"# from {where}, cell 1\n", f"    # from {where}, cell 3 (continues Circle)\n    # areas and friends\n",
+    for line in (f"# from {where}, cell 1\n", f"    # from {where}, cell 3 (continues Circle)\n    "
+                                              "# areas and friends\n",
                  f"# from {where}, cell 4\n", f"    # from {where}, cell 5 (continues Circle)\n"):
         assert line in text, line
     assert "cell 2" not in text and "# export:" not in text and "SOLUTION" not in text
@@ -226,35 +247,51 @@ def test_synthetic_notebook_exports_whole_classes_hoisted_imports_all_and_proven
         exec(src, kernel)
     for ns in (vars(mod), kernel):
         C = ns["Circle"]
-        assert math.isclose(C.unit().area, math.pi) and C.describe() == "round" and repr(C(3)) == "Circle(3)"
+        assert math.isclose(C.unit().area,
+                            math.pi) and C.describe() == "round" and repr(C(3)) == "Circle(3)"
         assert math.isclose(ns["total_area"]([C(1), C(2)]), 5 * math.pi) and C.SIDES == 0
-    assert mod.Circle.__mro__ == (mod.Circle, object) and isinstance(vars(mod.Circle)["area"], property)
-    assert isinstance(vars(mod.Circle)["unit"], classmethod) and isinstance(vars(mod.Circle)["describe"], staticmethod)
+    assert mod.Circle.__mro__ == (mod.Circle, object) and isinstance(vars(mod.Circle)["area"],
+                                                                     property)
+    assert isinstance(vars(mod.Circle)["unit"],
+                      classmethod) and isinstance(vars(mod.Circle)["describe"], staticmethod)
 
 
 @pytest.mark.parametrize("cells,message", [
-    (["# export: gptlib/m.py\nclass A(A):\n    def f(self):\n        return 1\n"], "no earlier export cell of gptlib/m.py defines `class A`"),
-    (["# export: gptlib/other.py\nclass A:\n    pass\n", "# export: gptlib/m.py\nclass A(A):\n    x = 1\n"],
+    (["# export: gptlib/m.py\nclass A(A):\n    def f(self):\n        return 1\n"], "no earlier "
+                                                                                   "export cell of "
+                                                                                   "gptlib/m.py "
+                                                                                   "defines `class "
+                                                                                   "A`"),
+    (["# export: gptlib/other.py\nclass A:\n    pass\n", "# export: gptlib/m.py\nclass A(A):\n    "
+                                                         "x = 1\n"],
      "no earlier export cell of gptlib/m.py"),
-    (["# export: gptlib/m.py\nclass A:\n    pass\n", "# export: gptlib/m.py\nclass A(A):\n    x = 1\n\nY = 2\n"],
+    (["# export: gptlib/m.py\nclass A:\n    pass\n", "# export: gptlib/m.py\nclass A(A):\n    x = "
+                                                     "1\n\nY = 2\n"],
      r"holds only the continuation .*line 4 \(`Y = 2`\)"),
     (["# export: gptlib/m.py\nclass A:\n    def f(self):\n        return 1\n",
-      "# export: gptlib/m.py\nclass A(A):\n    def g(self):\n        return super().f()\n"], r"super\(\) in the continuation of A"),
-    (["# export: gptlib/m.py\nclass A:\n    pass\n", '# export: gptlib/m.py\nclass A(A):\n    """More."""\n    x = 1\n'],
+      "# export: gptlib/m.py\nclass A(A):\n    def g(self):\n        return super().f()\n"],
+          r"super\(\) in the continuation of A"),
+    (["# export: gptlib/m.py\nclass A:\n    pass\n", '# export: gptlib/m.py\nclass A(A):\n    '
+                                                     '"""More."""\n    x = 1\n'],
      "no docstring of its own"),
-    (["# export: gptlib/m.py\nclass A:\n    pass\n", "# export: gptlib/m.py\n@dataclass\nclass A(A):\n    x = 1\n"],
+    (["# export: gptlib/m.py\nclass A:\n    pass\n", "# export: gptlib/m.py\n@dataclass\nclass "
+                                                     "A(A):\n    x = 1\n"],
      "takes no decorator"),
-    (["# export: gptlib/m.py\nclass A:\n    pass\n", "# export: gptlib/m.py\nclass A(A): x = 1\n"], "on its own lines"),
+    (["# export: gptlib/m.py\nclass A:\n    pass\n", "# export: gptlib/m.py\nclass A(A): x = 1\n"],
+     "on its own lines"),
     (["# export: gptlib/m.py\nclass A:\n    pass\n", "# export: gptlib/m.py\nLIMIT = 3\n",
       "# export: gptlib/m.py\nclass A(A):\n    def f(self, n=LIMIT):\n        return n\n"],
      "uses `LIMIT` while the class is created .*Define `LIMIT` before class A"),
     (["# export: gptlib/m.py\nclass A:\n    pass\n", "# export: gptlib/m.py\nclass B:\n    pass\n",
-      "# export: gptlib/m.py\nclass A(A):\n    def f(self) -> B:\n        return B()\n"], "uses `B` while the class"),
+      "# export: gptlib/m.py\nclass A(A):\n    def f(self) -> B:\n        return B()\n"],
+          "uses `B` while the class"),
     (["# export: gptlib/m.py\nclass A: x = 1\n", "# export: gptlib/m.py\nclass A(A):\n    y = 2\n"],
      "written on one line"),
-    (["# export: gptlib/m.py\nX = 1\n__all__ = ['Y']\n"], r"remove the hand-written __all__.*not listed \['X'\].*not public \['Y'\]"),
+    (["# export: gptlib/m.py\nX = 1\n__all__ = ['Y']\n"], r"remove the hand-written __all__.*not "
+                                                          r"listed \['X'\].*not public \['Y'\]"),
     (["# export: gptlib/m.py\nX = 1\n__all__ += ['X']\n"], "do not write __all__"),
-    (["# export: gptlib/m.py\ndef path():\n    return 1\n", "# export: gptlib/m.py\nfrom os import path\n"],
+    (["# export: gptlib/m.py\ndef path():\n    return 1\n", "# export: gptlib/m.py\nfrom os import "
+                                                            "path\n"],
      "`path` is both imported"),
     (["x = 1\n# export: gptlib/m.py\n"], "must be the cell's first line"),
     (["# export: gptlib/m.py\nimport os; X = 1\n"], "on a line of its own"),
@@ -267,24 +304,29 @@ def test_export_rule_violations_are_clear_errors(tmp_path, cells, message):
 
 
 def test_names_used_only_inside_methods_may_be_defined_between_class_and_continuation(tmp_path):
-    notebook(tmp_path, "01_x.ipynb", "# export: gptlib/m.py\nfrom __future__ import annotations\n\n\nclass A:\n    pass\n",
+    notebook(tmp_path, "01_x.ipynb", "# export: gptlib/m.py\nfrom __future__ import "
+                                     "annotations\n\n\nclass A:\n    pass\n",
              "# export: gptlib/m.py\nLIMIT = 3\n\n\nclass B:\n    pass\n",
-             "# export: gptlib/m.py\nclass A(A):\n    def f(self, b: B | None = None) -> int:\n        return LIMIT\n")
+             "# export: gptlib/m.py\nclass A(A):\n    def f(self, b: B | None = None) -> int:\n    "
+             "    return LIMIT\n")
     ns: dict = {}
     exec(export.exported_modules(tmp_path)["m.py"], ns)
     assert ns["A"]().f() == 3
 
 
 def test_a_hand_written_all_that_matches_is_dropped(tmp_path):
-    notebook(tmp_path, "01_x.ipynb", "# export: gptlib/m.py\n__all__ = ['f', 'K']\nK = 3\n\n\ndef f():\n    return K\n")
+    notebook(tmp_path, "01_x.ipynb", "# export: gptlib/m.py\n__all__ = ['f', 'K']\nK = 3\n\n\ndef "
+                                     "f():\n    return K\n")
     text = export.exported_modules(tmp_path)["m.py"]
     assert text.count("__all__") == 1 and '__all__ = ["K", "f"]' in text
 
 
 def test_deleted_and_private_names_stay_out_of_all_and_bolting_still_exports(tmp_path):
-    """The older style (`Cls.method = f`) still exports and runs; the bolted helper is deleted or private."""
+    """The older style (`Cls.method = f`) still exports and runs; the bolted helper is deleted or
+    private."""
     notebook(tmp_path, "01_x.ipynb", "# export: gptlib/m.py\nclass A:\n    pass\n",
-             "# export: gptlib/m.py\ndef twice(self):\n    return 2\n\n\nA.twice = twice\ndel twice\n_cache = {}\n")
+             "# export: gptlib/m.py\ndef twice(self):\n    return 2\n\n\nA.twice = twice\ndel "
+             "twice\n_cache = {}\n")
     text = export.exported_modules(tmp_path)["m.py"]
     assert '__all__ = ["A"]' in text
     ns: dict = {}
@@ -294,7 +336,8 @@ def test_deleted_and_private_names_stay_out_of_all_and_bolting_still_exports(tmp
 
 def test_cli_reports_an_export_error_without_a_traceback(tmp_path):
     notebook(tmp_path, "01_x.ipynb", "# export: gptlib/m.py\nclass A(A):\n    pass\n")
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "export.py"), "--chapters", str(tmp_path),
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "export.py"), "--chapters",
+                        str(tmp_path),
                         "--out", str(tmp_path / "out")], capture_output=True, text=True)
     assert r.returncode == 1 and "export failed" in r.stderr and "Traceback" not in r.stderr
     assert "cell 0" in r.stderr and not (tmp_path / "out").exists()
