@@ -1,5 +1,6 @@
 """The committed data files (data/) are the ones data/README.md describes: hashes, index,
-plain-text format."""
+plain-text format. Policy tests: they check the data in the repository, so no change to gptlib can
+make them fail."""
 import hashlib
 import json
 

@@ -1,10 +1,9 @@
-"""Library mutation tests for Chapters 1-4 (tokenizer, tokenizer_hf, data, attention, position,
-model, hf):
-each plausible bug, applied to a copy of gptlib, must make the named fast unit tests fail."""
+"""Library mutation tests for Chapters 1-4 (bpe, tokenizer_hf, data, attention, position, model,
+hf): each plausible bug, applied to a copy of gptlib, must make the named fast unit tests fail."""
 from libmutation import LibMutant, library_mutant_tests
 
 M, H, A, P = "gptlib/model.py", "gptlib/hf.py", "gptlib/attention.py", "gptlib/position.py"
-D, T, TH = "gptlib/data.py", "gptlib/tokenizer.py", "gptlib/tokenizer_hf.py"
+D, B, TH = "gptlib/data.py", "gptlib/bpe.py", "gptlib/tokenizer_hf.py"
 EVAL = "tests/test_model.py::test_eval_mode_equals_the_dropout_free_model"
 SYNC = "tests/test_model.py::test_ids_are_range_checked_on_cpu_and_off_cpu_only_when_asked"
 
@@ -56,7 +55,7 @@ MUTANTS = [
               new="rotated = torch.stack((x_even * cos + x_odd * sin,",
               tests=["tests/test_position.py::test_rope_rotates_interleaved_pairs_counter_clockwise"]),
     # tokenizers
-    LibMutant(what="BPE applies the latest merge first", file=T,
+    LibMutant(what="BPE applies the latest merge first", file=B,
               old='key=lambda p: merges.get(p, float("inf")))',
               new='key=lambda p: -merges.get(p, -1))',
               tests=["tests/test_tokenizer.py::test_building_blocks"]),

@@ -1,5 +1,6 @@
 """House rules every chapter notebook follows (nbval re-executes them; these check how they are
-stored)."""
+stored). Policy tests of the notebooks: no change to gptlib can fail them; the rules' detectors
+(asserts_what_matters) are themselves tested on examples that must count and must not."""
 import ast
 import re
 import sys

@@ -241,6 +241,7 @@ def test_course_tokenizer_missing_size_is_clear():
 
 
 def test_course_tokenizer_hash_is_the_one_in_data_readme():
+    """Policy test: the shipped file and data/README.md agree (no change to gptlib can fail it)."""
     import hashlib
     import re
     readme = (gptlib.DATA_DIR / "README.md").read_text()
