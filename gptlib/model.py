@@ -28,7 +28,7 @@ from gptlib.layers import (
 from gptlib.position import (
     POSITIONS, ALiBi, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding,
 )
-from gptlib.util import check_index_tensor
+from gptlib.util import check_index_tensor, is_int, is_real
 
 __all__ = [
     "ACTIVATIONS", "GPTConfig", "MLP", "Block", "lm_loss", "GPT", "count_params", "flops_per_token",
@@ -94,7 +94,7 @@ class GPTConfig:
         by GPT()."""
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            if not is_int(v) or v < 1:
                 raise ValueError(f"GPTConfig.{name} must be a positive int, got {v!r}")
         for name in ("bias", "tie_weights", "fused_attention", "fused_kernels"):
             if not isinstance(getattr(self, name), bool):
@@ -117,9 +117,9 @@ class GPTConfig:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"GPTConfig.activation={self.activation!r} is not one of "
                              f"{ACTIVATIONS}")
-        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
+        if not (is_real(self.dropout) and 0.0 <= self.dropout < 1.0):
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        if not (isinstance(self.layer_norm_eps, (int, float)) and self.layer_norm_eps > 0):
+        if not (is_real(self.layer_norm_eps) and self.layer_norm_eps > 0):
             raise ValueError(f"GPTConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
 
 
