@@ -106,8 +106,7 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         empty = torch.isneginf(scores).all(dim=-1, keepdim=True)        # (..., T_q, 1)
         # finite there: no NaN, not even in backward
         scores = scores.masked_fill(empty, 0.0)
-    # each row sums to 1 over the keys
-    weights = torch.softmax(scores, dim=-1)
+    weights = torch.softmax(scores, dim=-1)                 # each row sums to 1 over the keys
     if mask is not None:
         weights = weights.masked_fill(empty, 0.0)
     if dropout_p > 0.0:

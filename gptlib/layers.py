@@ -28,8 +28,7 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean = x.mean(dim=-1, keepdim=True)                     # (..., 1)
         var = (x - mean).pow(2).mean(dim=-1, keepdim=True)      # (..., 1), biased: divide by C
-        # (..., C), mean 0 and variance ~1 per vector
-        y = (x - mean) / torch.sqrt(var + self.eps)
+        y = (x - mean) / torch.sqrt(var + self.eps)     # (..., C): mean 0, variance ~1 per vector
         y = y * self.weight
         if self.bias is not None:
             y = y + self.bias

@@ -87,8 +87,7 @@ def sinusoidal_table(T: int, d: int, base: float = 10000.0) -> torch.Tensor:
         raise ValueError("sinusoidal encodings pair a sine with a cosine, so d must be even, got "
                          f"d={d}")
     p = torch.arange(T, dtype=torch.float64)[:, None]                   # (T, 1)
-    # (d/2,) frequency of pair i: base^(-2i/d)
-    omega = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    omega = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)  # (d/2,): base^(-2i/d)
     table = torch.zeros(T, d, dtype=torch.float64)
     table[:, 0::2] = torch.sin(p * omega)                               # even columns: sine
     table[:, 1::2] = torch.cos(p * omega)                               # odd columns: cosine
