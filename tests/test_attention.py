@@ -1,4 +1,5 @@
-"""gptlib.attention: equal to torch's fused attention and nn.MultiheadAttention; hooks; clear errors."""
+"""gptlib.attention: equal to torch's fused attention and nn.MultiheadAttention; hooks; clear
+errors."""
 import math
 
 import pytest
@@ -6,7 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gptlib.attention import (MultiHeadAttention, causal_mask, merge_heads, scaled_dot_product_attention,
+from gptlib.attention import (MultiHeadAttention, causal_mask, merge_heads,
+                              scaled_dot_product_attention,
                               split_heads)
 
 NEG = float("-inf")
@@ -16,7 +18,8 @@ def rand(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
-# ------------------------------------------------------------------------------------------------ causal_mask
+# ------------------------------------------------------------------------------------------------
+# causal_mask
 @pytest.mark.parametrize("T", [1, 2, 5, 17])
 def test_causal_mask_is_lower_triangular_bool(T):
     m = causal_mask(T)
@@ -26,14 +29,16 @@ def test_causal_mask_is_lower_triangular_bool(T):
             assert bool(m[i, j]) == (j <= i)
 
 
-@pytest.mark.parametrize("T, err", [(0, ValueError), (-3, ValueError), (2.5, TypeError), (True, TypeError),
+@pytest.mark.parametrize("T, err",
+                         [(0, ValueError), (-3, ValueError), (2.5, TypeError), (True, TypeError),
                                     ("4", TypeError)])
 def test_causal_mask_rejects_bad_lengths(T, err):
     with pytest.raises(err, match="T must be"):
         causal_mask(T)
 
 
-# ------------------------------------------------------------------------------------- scaled_dot_product_attention
+# -------------------------------------------------------------------------------------
+# scaled_dot_product_attention
 def qkv(B=2, nh=3, T_q=5, T_k=5, d=4, d_v=6, seed=0):
     return rand(B, nh, T_q, d, seed=seed), rand(B, nh, T_k, d, seed=seed + 1), rand(B, nh, T_k, d_v, seed=seed + 2)
 
@@ -53,10 +58,14 @@ CASES = {
     "T=1": (dict(T_q=1, T_k=1), {"is_causal": True}),
     "single head": (dict(nh=1), {"is_causal": True}),
     "bool mask": (dict(), {"mask": bool_mask(5, 5)}),
-    "bool mask broadcast (B, 1, T, T)": (dict(), {"mask": torch.stack([bool_mask(5, 5, 1), bool_mask(5, 5, 2)])
+    "bool mask broadcast (B, 1, T, T)": (dict(),
+                                         {"mask": torch.stack([bool_mask(5, 5, 1),
+                                                               bool_mask(5, 5, 2)])
                                                   .unsqueeze(1)}),
     "float mask": (dict(), {"mask": rand(3, 5, 5, seed=9)}),
-    "float mask with -inf (causal + bias)": (dict(), {"mask": rand(5, 5, seed=9).masked_fill(~causal_mask(5), NEG)}),
+    "float mask with -inf (causal + bias)": (dict(),
+                                             {"mask": rand(5, 5,
+                                                           seed=9).masked_fill(~causal_mask(5), NEG)}),
     "bool mask & causal_mask": (dict(), {"mask": bool_mask(5, 5) & causal_mask(5)}),
     "large d": (dict(d=64, d_v=64), {"is_causal": True}),
 }
@@ -67,7 +76,8 @@ def test_sdpa_equals_torch(name):
     shape, kw = CASES[name]
     q, k, v = qkv(**shape)
     ours = scaled_dot_product_attention(q, k, v, **kw)
-    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=kw.get("mask"), is_causal=kw.get("is_causal", False))
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=kw.get("mask"),
+                                         is_causal=kw.get("is_causal", False))
     assert ours.shape == ref.shape
     torch.testing.assert_close(ours, ref, atol=1e-6, rtol=1e-5)
 
@@ -77,7 +87,8 @@ def test_sdpa_unbatched_and_explicit_causal_mask_equal_is_causal():
     a = scaled_dot_product_attention(q, k, v, mask=causal_mask(6))
     b = scaled_dot_product_attention(q, k, v, is_causal=True)
     torch.testing.assert_close(a, b)
-    torch.testing.assert_close(a, F.scaled_dot_product_attention(q, k, v, is_causal=True), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(a, F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                               atol=1e-6, rtol=1e-5)
 
 
 def test_sdpa_fully_masked_row_gives_zeros_like_torch():
@@ -85,8 +96,10 @@ def test_sdpa_fully_masked_row_gives_zeros_like_torch():
     m = torch.ones(5, 5, dtype=torch.bool)
     m[2] = False
     ours = scaled_dot_product_attention(q, k, v, mask=m)
-    torch.testing.assert_close(ours, F.scaled_dot_product_attention(q, k, v, attn_mask=m), atol=1e-6, rtol=1e-5)
-    assert not ours.isnan().any() and torch.equal(ours[..., 2, :], torch.zeros_like(ours[..., 2, :]))
+    torch.testing.assert_close(ours, F.scaled_dot_product_attention(q, k, v, attn_mask=m),
+                               atol=1e-6, rtol=1e-5)
+    assert not ours.isnan().any() and torch.equal(ours[..., 2, :],
+                                                  torch.zeros_like(ours[..., 2, :]))
 
 
 def test_sdpa_is_scaled_by_sqrt_d():
@@ -151,7 +164,8 @@ def test_sdpa_bad_input_is_a_clear_error(args, kw, err, match):
         scaled_dot_product_attention(*args, **kw)
 
 
-# ---------------------------------------------------------------------------------------------- split / merge
+# ----------------------------------------------------------------------------------------------
+# split / merge
 @pytest.mark.parametrize("B, T, C, nh", [(2, 5, 12, 3), (1, 1, 8, 1), (3, 4, 8, 8)])
 def test_split_merge_roundtrip_and_layout(B, T, C, nh):
     x = rand(B, T, C)
@@ -172,7 +186,8 @@ def test_split_merge_errors():
         merge_heads(rand(2, 5, 12))
 
 
-# ------------------------------------------------------------------------------------------- MultiHeadAttention
+# -------------------------------------------------------------------------------------------
+# MultiHeadAttention
 def pair(n_embd=48, n_head=4, **kw):
     torch.manual_seed(0)
     naive = MultiHeadAttention(n_embd, n_head, fused=False, **kw).eval()
@@ -184,9 +199,11 @@ def pair(n_embd=48, n_head=4, **kw):
 def test_gpt2_parameter_names_and_shapes():
     m = MultiHeadAttention(48, 4)
     assert {k: tuple(v.shape) for k, v in m.state_dict().items()} == {
-        "c_attn.weight": (144, 48), "c_attn.bias": (144,), "c_proj.weight": (48, 48), "c_proj.bias": (48,)}
+        "c_attn.weight": (144, 48), "c_attn.bias": (144,), "c_proj.weight": (48, 48),
+            "c_proj.bias": (48,)}
     assert isinstance(m.attn_dropout, nn.Dropout) and isinstance(m.resid_dropout, nn.Dropout)
-    assert set(MultiHeadAttention(48, 4, bias=False).state_dict()) == {"c_attn.weight", "c_proj.weight"}
+    assert set(MultiHeadAttention(48, 4, bias=False).state_dict()) == {"c_attn.weight",
+                                                                       "c_proj.weight"}
     assert MultiHeadAttention(48, 4, dropout=0.2).attn_dropout.p == 0.2
 
 
@@ -209,7 +226,8 @@ def test_equals_torch_multihead_attention_with_copied_weights(bias):
             ref.in_proj_bias.copy_(naive.c_attn.bias)
             ref.out_proj.bias.copy_(naive.c_proj.bias)
         x = rand(2, 9, 48)
-        want, _ = ref(x, x, x, attn_mask=~causal_mask(9), need_weights=False)  # nn.MHA: True = blocked
+        # nn.MHA: True = blocked
+        want, _ = ref(x, x, x, attn_mask=~causal_mask(9), need_weights=False)
         for m in (naive, fused):
             torch.testing.assert_close(m(x), want, atol=1e-6, rtol=1e-5)
 
@@ -294,7 +312,8 @@ def test_minus_inf_bias_column_blocks_that_key():
     others = [t for t in range(9) if t != j]
     for m in pair():
         with torch.no_grad():
-            torch.testing.assert_close(m(x, attn_bias=block)[:, others], m(x2, attn_bias=block)[:, others])
+            torch.testing.assert_close(m(x, attn_bias=block)[:, others],
+                                       m(x2, attn_bias=block)[:, others])
             assert not torch.allclose(m(x)[:, j + 1:], m(x2)[:, j + 1:], atol=1e-3)
 
 

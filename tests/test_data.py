@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from gptlib.data import (VAL_PLAYS, Play, TokenWindows, encode_plays, get_batch, load_passages, load_plays,
-                         load_shard, make_dataloader, make_windows, passages, split_by_play, write_shard)
+from gptlib.data import (VAL_PLAYS, Play, TokenWindows, encode_plays, get_batch, load_passages,
+                         load_plays,
+                         load_shard, make_dataloader, make_windows, passages, split_by_play,
+                             write_shard)
 from gptlib.tokenizer import course_tokenizer, gpt2_tokenizer
 
 
@@ -15,7 +17,8 @@ def plays():
 
 def test_load_plays(plays):
     assert len(plays) == 38 and all(isinstance(p, Play) for p in plays)
-    assert {p.genre for p in plays} == {"comedies", "histories", "problems", "roman", "romances", "tragedies"}
+    assert {p.genre for p in plays} == {"comedies", "histories", "problems", "roman", "romances",
+                                        "tragedies"}
     mac = next(p for p in plays if p.play == "macbeth")
     assert mac.title == "Macbeth" and mac.genre == "tragedies" and mac.text.startswith("ACT I\n")
     tragedies = load_plays(genres="tragedies")
@@ -35,8 +38,8 @@ def test_split_by_play_is_deterministic_and_leak_free(plays):
     assert {p.genre for p in val} == {p.genre for p in plays}
     assert split_by_play(plays) == (train, val)
     # no long line of a validation play appears in a training play
-    val_lines = {l for p in val for l in p.text.split("\n") if len(l) > 40}
-    assert not val_lines & {l for p in train for l in p.text.split("\n")}
+    val_lines = {line for p in val for line in p.text.split("\n") if len(line) > 40}
+    assert not val_lines & {line for p in train for line in p.text.split("\n")}
     with pytest.raises(ValueError, match="not in the list"):
         split_by_play(plays, val_plays=("hamlet", "the-sonnets"))
 
@@ -63,7 +66,8 @@ def test_shards_round_trip(tmp_path):
     path = write_shard(toks, tmp_path / "a" / "x.bin")
     assert path.stat().st_size == 2 * len(toks)
     back = load_shard(path)
-    assert isinstance(back, np.memmap) and back.dtype == np.uint16 and back.tolist() == toks.tolist()
+    assert isinstance(back,
+                      np.memmap) and back.dtype == np.uint16 and back.tolist() == toks.tolist()
     assert load_shard(write_shard(np.zeros(0, dtype=np.int64), tmp_path / "empty.bin")).size == 0
 
 
@@ -112,7 +116,7 @@ def test_token_windows_dataset_and_loader():
         ds[len(ds)]
     with pytest.raises(ValueError, match="block_size \\+ 1"):
         TokenWindows(toks[:8], 8)
-    with pytest.raises(ValueError, match=">= 1"):
+    with pytest.raises(ValueError, match="positive int"):
         TokenWindows(toks, 0)
     a = [x.tolist() for x, _ in make_dataloader(toks, 8, 4, seed=3)]
     b = [x.tolist() for x, _ in make_dataloader(toks, 8, 4, seed=3)]
@@ -126,10 +130,12 @@ def test_get_batch():
     toks = np.arange(500, 600, dtype=np.uint16)
     x, y = get_batch(toks, 3, 7, torch.Generator().manual_seed(0))
     assert x.shape == y.shape == (3, 7) and x.dtype == torch.int64
-    assert torch.equal(y, x + 1)                                        # consecutive tokens: y is x shifted
+    # consecutive tokens: y is x shifted
+    assert torch.equal(y, x + 1)
     assert torch.equal(get_batch(toks, 3, 7, torch.Generator().manual_seed(0))[0], x)
     assert int(x.min()) >= 500 and int(y.max()) <= 599
-    x, y = get_batch(torch.arange(9), 5, 8, torch.Generator().manual_seed(1))  # only one window fits
+    # only one window fits
+    x, y = get_batch(torch.arange(9), 5, 8, torch.Generator().manual_seed(1))
     assert (x == torch.arange(8)).all() and (y == torch.arange(1, 9)).all()
     with pytest.raises(ValueError, match="block_size \\+ 1"):
         get_batch(toks[:7], 1, 7)
@@ -137,38 +143,109 @@ def test_get_batch():
 
 def test_an_interrupted_shard_write_keeps_the_old_shard(tmp_path, monkeypatch):
     import numpy as np
-    from gptlib import data
+    from gptlib import data, util
     path = data.write_shard(np.arange(10), tmp_path / "train.bin")
-    monkeypatch.setattr(data.os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt("interrupted")))
-    with pytest.raises(KeyboardInterrupt):                    # the run dies after writing, before the rename
+    monkeypatch.setattr(util.os, "replace",
+                        lambda *a: (_ for _ in ()).throw(KeyboardInterrupt("interrupted")))
+    # the run dies after writing, before the rename
+    with pytest.raises(KeyboardInterrupt):
         data.write_shard(np.arange(5000), path)
     assert data.load_shard(path).tolist() == list(range(10))
+    assert [p.name for p in tmp_path.iterdir()] == ["train.bin"]            # no temporary left
 
 
-# Hand-checked against the files in data/shakespeare/ (read with a text viewer, not with gptlib): the play,
-# act and scene (from the ACT/SCENE headings above the speech), the speaker heading, the speech's first line,
-# a line further on in the same speech, and the speaker of the speech that follows (None: the play's last).
+# ------------------------------------------------------------------ one window cutter:
+# gptlib.data.windows
+def test_windows_cut_x_and_y_one_token_apart_from_any_container(tmp_path):
+    import numpy as np
+    from gptlib.data import load_shard, windows, write_shard
+    ids = np.arange(100, 140)
+    shard = load_shard(write_shard(ids, tmp_path / "w.bin"))
+    for tokens in (ids, shard, torch.from_numpy(ids), ids.tolist()):
+        x, y = windows(tokens, [0, 3, 39 - 8], 8)
+        assert x.dtype == y.dtype == torch.int64 and x.shape == y.shape == (3, 8)
+        assert x[1].tolist() == list(range(103, 111)) and y[1].tolist() == list(range(104, 112))
+        # the last window ends on the last token
+        assert y[2, -1].item() == 139
+
+
+def test_windows_agree_with_the_exercise_the_dataset_and_get_batch():
+    import numpy as np
+    from gptlib.data import windows
+    toks = torch.arange(50, 90)
+    x, y = windows(toks, range(0, 40 - 6, 3), 5)
+    mx, my = make_windows(toks, 5, 3)
+    assert torch.equal(x, mx) and torch.equal(y, my)
+    ds = TokenWindows(toks.numpy(), 5, 3)
+    assert len(ds) == len(mx) and all(torch.equal(ds[i][0], mx[i]) for i in range(len(ds)))
+    gx, gy = get_batch(np.asarray(toks), 16, 5, torch.Generator().manual_seed(0))
+    assert torch.equal(gx[:, 1:], gy[:, :-1]) and torch.equal(gy - gx, torch.ones_like(gx))
+
+
+@pytest.mark.parametrize("starts, match", [([-1], "start -1 is out of range 0..31"),
+                                           ([32], "start 32 is out of range 0..31")])
+def test_windows_past_either_end_are_a_clear_error(starts, match):
+    from gptlib.data import windows
+    with pytest.raises(ValueError, match=match):
+        windows(list(range(40)), starts, 8)
+
+
+@pytest.mark.parametrize("kw", [dict(block_size=0), dict(block_size=True), dict(block_size=2.0),
+                                dict(stride=0), dict(stride=-2)])
+def test_sizes_must_be_positive_ints(kw):
+    with pytest.raises(ValueError, match="must be a positive int"):
+        TokenWindows(list(range(40)), **{"block_size": 4, **kw})
+
+
+# Hand-checked against the files in data/shakespeare/ (read with a text viewer, not with gptlib):
+# the play,
+# act and scene (from the ACT/SCENE headings above the speech), the speaker heading, the speech's
+# first line,
+# a line further on in the same speech, and the speaker of the speech that follows (None: the
+# play's last).
 # Act 0 is the text before ACT I (an induction); a prologue inside ACT I before SCENE I is scene 0.
 REFERENCE_PASSAGES = [
-    # play                      act sc  speaker          first line                                          later line in the speech                               next speaker
-    ("macbeth",                  5, 5, "MACBETH",       "She should have died hereafter;",                  "Signifying nothing.",                                 "Messenger"),
-    ("hamlet",                   3, 1, "HAMLET",        "To be, or not to be: that is the question:",       "Be all my sins remember'd.",                          "OPHELIA"),
-    ("romeo-and-juliet",         1, 0, "Prologue",      "Two households, both alike in dignity,",           "In fair Verona, where we lay our scene,",             None),
-    ("romeo-and-juliet",         2, 2, "JULIET",        "O Romeo, Romeo! wherefore art thou Romeo?",        "And I'll no longer be a Capulet.",                    "ROMEO"),
-    ("henry-v",                  1, 0, "Chorus",        "O for a Muse of fire, that would ascend",          "Within this wooden O the very casques",               None),
-    ("henry-v",                  3, 1, "KING HENRY V",  "Once more unto the breach, dear friends, once more;", "Cry 'God for Harry, England, and Saint George!'", "BARDOLPH"),
-    ("richard-iii",              1, 1, "GLOUCESTER",    "Now is the winter of our discontent",              "Brother, good day; what means this armed guard",     "CLARENCE"),
-    ("twelfth-night",            1, 1, "DUKE ORSINO",   "If music be the food of love, play on;",           "That it alone is high fantastical.",                  "CURIO"),
-    ("as-you-like-it",           2, 7, "JAQUES",        "All the world's a stage,",                         "Sans teeth, sans eyes, sans taste, sans everything.", "DUKE SENIOR"),
-    ("a-midsummer-night-s-dream", 5, 1, "PUCK",         "If we shadows have offended,",                     "And Robin shall restore amends.",                     None),
-    ("the-tempest",              4, 1, "PROSPERO",      "You do look, my son, in a moved sort,",            "Our revels now are ended. These our actors,",         "FERDINAND & MIRANDA"),
-    ("julius-caesar",            3, 2, "ANTONY",        "Friends, Romans, countrymen, lend me your ears;",  "And I must pause till it come back to me.",           "First Citizen"),
-    ("the-merchant-of-venice",   4, 1, "PORTIA",        "The quality of mercy is not strain'd,",            "Must needs give sentence 'gainst the merchant there.", "SHYLOCK"),
-    ("the-taming-of-the-shrew",  0, 1, "SLY",           "I'll pheeze you, in faith.",                       "I'll pheeze you, in faith.",                          "Hostess"),
+    # play                      act sc  speaker          first line
+    #          later line in the speech                               next speaker
+    ("macbeth",                  5, 5, "MACBETH",       "She should have died hereafter;",
+     "Signifying nothing.",                                 "Messenger"),
+    ("hamlet",                   3, 1, "HAMLET",
+     "To be, or not to be: that is the question:",       "Be all my sins remember'd.",
+         "OPHELIA"),
+    ("romeo-and-juliet",         1, 0, "Prologue",      "Two households, both alike in dignity,",
+     "In fair Verona, where we lay our scene,",             None),
+    ("romeo-and-juliet",         2, 2, "JULIET",
+     "O Romeo, Romeo! wherefore art thou Romeo?",        "And I'll no longer be a Capulet.",
+         "ROMEO"),
+    ("henry-v",                  1, 0, "Chorus",        "O for a Muse of fire, that would ascend",
+     "Within this wooden O the very casques",               None),
+    ("henry-v",                  3, 1, "KING HENRY V",  "Once more unto the breach, dear friends, "
+                                                        "once more;", "Cry 'God for Harry, "
+                                                                      "England, and Saint George!'", "BARDOLPH"),
+    ("richard-iii",              1, 1, "GLOUCESTER",    "Now is the winter of our discontent",
+     "Brother, good day; what means this armed guard",     "CLARENCE"),
+    ("twelfth-night",            1, 1, "DUKE ORSINO",   "If music be the food of love, play on;",
+     "That it alone is high fantastical.",                  "CURIO"),
+    ("as-you-like-it",           2, 7, "JAQUES",        "All the world's a stage,",
+     "Sans teeth, sans eyes, sans taste, sans everything.", "DUKE SENIOR"),
+    ("a-midsummer-night-s-dream", 5, 1, "PUCK",         "If we shadows have offended,",
+     "And Robin shall restore amends.",                     None),
+    ("the-tempest",              4, 1, "PROSPERO",      "You do look, my son, in a moved sort,",
+     "Our revels now are ended. These our actors,",         "FERDINAND & MIRANDA"),
+    ("julius-caesar",            3, 2, "ANTONY",        "Friends, Romans, countrymen, lend me your "
+                                                        "ears;",  "And I must pause till it come "
+                                                                  "back to me.",
+                                                                      "First Citizen"),
+    ("the-merchant-of-venice",   4, 1, "PORTIA",        "The quality of mercy is not strain'd,",
+     "Must needs give sentence 'gainst the merchant there.", "SHYLOCK"),
+    ("the-taming-of-the-shrew",  0, 1, "SLY",           "I'll pheeze you, in faith.",
+     "I'll pheeze you, in faith.",                          "Hostess"),
 ]
-GENRES = {"macbeth": "tragedies", "hamlet": "tragedies", "romeo-and-juliet": "tragedies", "henry-v": "histories",
+GENRES = {"macbeth": "tragedies", "hamlet": "tragedies", "romeo-and-juliet": "tragedies",
+          "henry-v": "histories",
           "richard-iii": "histories", "twelfth-night": "comedies", "as-you-like-it": "comedies",
-          "a-midsummer-night-s-dream": "comedies", "the-tempest": "romances", "julius-caesar": "roman",
+          "a-midsummer-night-s-dream": "comedies", "the-tempest": "romances",
+              "julius-caesar": "roman",
           "the-merchant-of-venice": "problems", "the-taming-of-the-shrew": "problems"}
 
 
@@ -190,6 +267,7 @@ def test_passages_match_hand_checked_reference(plays, play, act, scene, speaker,
 
 
 def test_reference_passages_cover_the_genres():
+    """Policy test of this file's own reference table (no change to gptlib can fail it)."""
     genres = {GENRES[r[0]] for r in REFERENCE_PASSAGES}
     assert len({r[0] for r in REFERENCE_PASSAGES}) >= 4 and {"histories", "comedies"} <= genres
     assert len(REFERENCE_PASSAGES) >= 8

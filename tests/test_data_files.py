@@ -1,4 +1,6 @@
-"""The committed data files (data/) are the ones data/README.md describes: hashes, index, plain-text format."""
+"""The committed data files (data/) are the ones data/README.md describes: hashes, index,
+plain-text format. Policy tests: they check the data in the repository, so no change to gptlib can
+make them fail."""
 import hashlib
 import json
 
@@ -26,5 +28,5 @@ def test_every_play_matches_the_index():
 
 def test_plain_text_format():
     text = (DATA / "shakespeare" / "tragedies" / "macbeth.txt").read_text()
-    assert text.startswith("ACT I\n\nSCENE I. A desert place.\n\n[Thunder and lightning. Enter three Witches]\n\n"
-                           "First Witch:\nWhen shall we three meet again\n")
+    assert text.startswith("ACT I\n\nSCENE I. A desert place.\n\n[Thunder and lightning. Enter "
+                           "three Witches]\n\nFirst Witch:\nWhen shall we three meet again\n")

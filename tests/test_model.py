@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from gptlib.model import (GELU, GPT, Block, FusedLayerNorm, GPTConfig, LayerNorm, count_params, flops_per_token,
-                          gelu_exact, gelu_tanh, lm_loss, training_memory)
+from gptlib.layers import GELU, FusedLayerNorm, LayerNorm, gelu_exact, gelu_tanh
+from gptlib.model import (GPT, Block, GPTConfig, count_params, flops_per_token, lm_loss,
+                          training_memory)
 from gptlib.position import POSITIONS
 
 SMALL = dict(vocab_size=101, block_size=16, n_layer=2, n_head=4, n_embd=32)
@@ -18,7 +19,8 @@ def small(**kw):
     return GPTConfig(**{**SMALL, **kw})
 
 
-# ------------------------------------------------------------------------------------------- components
+# -------------------------------------------------------------------------------------------
+# components
 def test_layer_norm_equals_torch_with_affine_and_large_eps():
     g = torch.Generator().manual_seed(0)
     for cls in (LayerNorm, FusedLayerNorm):
@@ -64,7 +66,8 @@ def test_block_is_pre_ln_residual():
         torch.testing.assert_close(b(x), want)
 
 
-# ------------------------------------------------------------------------------------------- the model
+# ------------------------------------------------------------------------------------------- the
+# model
 def test_logits_shape_and_causality():
     m = GPT(small()).eval()
     idx = torch.randint(0, 101, (3, 16))
@@ -73,7 +76,8 @@ def test_logits_shape_and_causality():
     changed = idx.clone()
     changed[:, 10] = (changed[:, 10] + 1) % 101
     with torch.no_grad():
-        torch.testing.assert_close(m(changed)[:, :10], out[:, :10])   # the future never leaks into the past
+        # the future never leaks into the past
+        torch.testing.assert_close(m(changed)[:, :10], out[:, :10])
         assert not torch.allclose(m(changed)[:, 10:], out[:, 10:])
 
 
@@ -126,13 +130,15 @@ def test_loss_ignore_index_and_shape_check():
     y = x.clone()
     y[:, :4] = -100
     logits = m(x)
-    torch.testing.assert_close(m.loss(x, y), F.cross_entropy(logits[:, 4:].flatten(0, 1), y[:, 4:].flatten()))
+    torch.testing.assert_close(m.loss(x, y),
+                               F.cross_entropy(logits[:, 4:].flatten(0, 1), y[:, 4:].flatten()))
     with pytest.raises(ValueError, match="targets must have shape"):
         lm_loss(logits, y[:, :5])
 
 
 def test_model_loss_is_the_cross_entropy_of_the_logits():
-    """model.loss equals -mean log-softmax at the targets (written out by hand), gradients included."""
+    """model.loss equals -mean log-softmax at the targets (written out by hand), gradients
+    included."""
     torch.manual_seed(0)
     m = GPT(small())
     x, y = torch.randint(0, 101, (2, 2, 16))
@@ -161,11 +167,13 @@ def test_loss_is_float32_under_bfloat16_autocast():
 
 
 def test_hf_io_lives_in_gptlib_hf_and_the_methods_delegate(tmp_path, monkeypatch):
-    """GPT.from_pretrained / save_pretrained are real methods of the class (not attached later) calling gptlib.hf."""
+    """GPT.from_pretrained / save_pretrained are real methods of the class (not attached later)
+    calling gptlib.hf."""
     import gptlib.hf as hf
     assert "from_pretrained" in GPT.__dict__ and "save_pretrained" in GPT.__dict__
     seen = []
-    monkeypatch.setattr(hf, "save_pretrained", lambda model, d, overwrite=False: seen.append((model, d, overwrite)))
+    monkeypatch.setattr(hf, "save_pretrained", lambda model, d,
+                        overwrite=False: seen.append((model, d, overwrite)))
     m = GPT(small())
     m.save_pretrained(tmp_path, overwrite=True)
     assert seen == [(m, tmp_path, True)]
@@ -191,6 +199,14 @@ def test_every_position_scheme_runs_forward_backward(position):
     assert ("wpe" in m.transformer) == (position in ("learned", "sinusoidal"))
 
 
+def dropout_free_twin(m: GPT) -> GPT:
+    """The same weights in a model built without dropout: the reference an eval-mode model must
+    equal."""
+    twin = GPT(replace(m.config, dropout=0.0))
+    twin.load_state_dict(m.state_dict())
+    return twin.eval()
+
+
 def test_dropout_is_active_in_train_mode_only():
     m = GPT(small(dropout=0.5))
     x = torch.randint(0, 101, (2, 16))
@@ -198,13 +214,85 @@ def test_dropout_is_active_in_train_mode_only():
     a = m.train()(x)
     b = m(x)
     assert not torch.allclose(a, b)
+    ref = dropout_free_twin(m)(x)
+    assert not torch.allclose(a, ref) and not torch.allclose(b, ref)
     m.eval()
-    torch.testing.assert_close(m(x), m(x))
+    assert torch.equal(m(x), ref)          # not m(x) == m(x): a rescale at eval would pass that
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "from-scratch"])
+@pytest.mark.parametrize("position", POSITIONS)
+def test_eval_mode_equals_the_dropout_free_model(position, fused):
+    """Dropout is the identity at evaluation: a model built with dropout=0.3 in eval mode gives
+    exactly the
+    logits of its own weights in a dropout-free model, on every path (attention weights, residual
+    branches, embeddings) and every position scheme."""
+    torch.manual_seed(0)
+    m = GPT(small(dropout=0.3, position=position, fused_attention=fused,
+                  fused_kernels=fused)).eval()
+    x = torch.randint(0, 101, (3, 16), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), dropout_free_twin(m)(x), rtol=0, atol=0)
+
+
+def test_train_mode_dropout_keeps_the_expected_activation():
+    """Inverted dropout: in train mode the mean over many masks is the eval-mode output (scaled by
+    1/(1-p) during training, never at evaluation)."""
+    torch.manual_seed(0)
+    m = GPT(small(dropout=0.3, n_layer=1))
+    x = torch.randint(0, 101, (1, 8), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = dropout_free_twin(m).transformer.wte(x)
+        m.train()
+        drops = torch.stack([m.transformer.drop(m.transformer.wte(x)) for _ in range(4000)])
+    assert ((drops == 0).float().mean() - 0.3).abs() < 0.01
+    torch.testing.assert_close(drops.mean(0), ref, atol=0.05 * ref.abs().max().item(), rtol=0)
+
+
+def test_ids_are_range_checked_on_cpu_and_off_cpu_only_when_asked(monkeypatch):
+    """On CPU tensors the ids are range-checked on every forward (free). Off CPU reading them would
+    be a
+    host-device sync per forward: the meta device stands in for a GPU here (any read of a value
+    fails
+    there), so a forward on it proves that nothing reads the ids unless check_ids is set."""
+    reads = []
+    real = torch.aminmax
+    monkeypatch.setattr(torch, "aminmax", lambda *a,
+                        **k: reads.append(a[0].device.type) or real(*a, **k))
+    for position in POSITIONS:
+        m = GPT(small(position=position))
+        with pytest.raises(ValueError, match="token id 101 is out of range"):
+            m(torch.tensor([[1, 101]]))
+        meta = m.to("meta")
+        assert meta(torch.zeros(2, 5, dtype=torch.long, device="meta")).shape == (2, 5, 101)
+    assert reads and set(reads) == {"cpu"}
+    meta.check_ids = True
+    with pytest.raises((RuntimeError, NotImplementedError), match="meta"):
+        # the value check now reads them
+        meta(torch.zeros(2, 5, dtype=torch.long, device="meta"))
+    assert reads[-1] == "meta"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cuda_forward_never_synchronises():
+    m = GPT(small()).cuda().eval()
+    x = torch.randint(0, 101, (2, 16), device="cuda")
+    # warm-up (lazy initialisation)
+    m(x)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with torch.no_grad():
+            m(x)
+            m.loss(x, x)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
 
 
 def test_greedy_tokens_equal_an_independent_loop_past_the_context():
-    """The notebook's greedy step (crop to block_size, argmax of the last position) against a loop written
-    independently: one sequence at a time, explicit softmax probabilities over an explicitly cropped window."""
+    """The notebook's greedy step (crop to block_size, argmax of the last position) against a loop
+    written
+    independently: one sequence at a time, explicit softmax probabilities over an explicitly
+    cropped window."""
     torch.manual_seed(0)
     m = GPT(small()).eval()
     prompt = torch.randint(0, 101, (2, 4))
@@ -225,7 +313,8 @@ def test_greedy_tokens_equal_an_independent_loop_past_the_context():
         m(idx)
 
 
-# ------------------------------------------------------------------------------------------- counting
+# -------------------------------------------------------------------------------------------
+# counting
 GPT2_FAMILY = {"gpt2": 124_439_808, "gpt2-medium": 354_823_168, "gpt2-large": 774_030_080,
                "gpt2-xl": 1_557_611_200}
 
@@ -261,7 +350,8 @@ def test_flops_per_token_matches_the_flop_counter(kw):
     assert abs(measured / flops_per_token(cfg, 16) - 1) < 0.03
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         m(x)
-    assert abs(counter.get_total_flops() / x.numel() / flops_per_token(cfg, 16, training=False) - 1) < 0.03
+    assert abs(counter.get_total_flops() / x.numel() / flops_per_token(cfg, 16,
+                                                                       training=False) - 1) < 0.03
 
 
 def test_training_memory_is_16_bytes_per_parameter_in_fp32():
@@ -269,7 +359,8 @@ def test_training_memory_is_16_bytes_per_parameter_in_fp32():
     assert mem["total"] == 16 * 124_439_808 == mem["weights"] + mem["gradients"] + mem["adam"]
 
 
-# ------------------------------------------------------------------------------------------- bad input
+# ------------------------------------------------------------------------------------------- bad
+# input
 def test_sequence_longer_than_context_is_a_clear_error():
     m = GPT(small())
     with pytest.raises(ValueError, match=r"T=17 exceeds the context block_size=16.*crop"):
@@ -285,7 +376,7 @@ def test_token_ids_out_of_range_are_a_clear_error(bad):
 
 def test_wrong_idx_types_and_shapes():
     m = GPT(small())
-    with pytest.raises(TypeError, match="integer token ids"):
+    with pytest.raises(TypeError, match="tensor of token ids"):
         m(torch.rand(1, 4))
     with pytest.raises(ValueError, match=r"\(B, T\).*idx\[None\]"):
         m(torch.tensor([1, 2, 3]))

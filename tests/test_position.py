@@ -1,4 +1,5 @@
-"""gptlib.position: learned and sinusoidal tables, RoPE and ALiBi, against independent formulations."""
+"""gptlib.position: learned and sinusoidal tables, RoPE and ALiBi, against independent
+formulations."""
 import math
 
 import numpy as np
@@ -8,14 +9,16 @@ from torch import nn
 
 from gptlib.attention import MultiHeadAttention
 from gptlib.position import (POSITIONS, ALiBi, LearnedPositionalEmbedding, RotaryEmbedding,
-                             SinusoidalPositionalEncoding, alibi_bias, alibi_slopes, rope_rotate, sinusoidal_table)
+                             SinusoidalPositionalEncoding, alibi_bias, alibi_slopes, rope_rotate,
+                                 sinusoidal_table)
 
 
 def test_positions_are_the_four_config_choices():
     assert POSITIONS == ("learned", "sinusoidal", "rope", "alibi")
 
 
-# ------------------------------------------------------------------------------------------------ learned table
+# ------------------------------------------------------------------------------------------------
+# learned table
 def test_learned_is_an_embedding_with_the_gpt2_key():
     wpe = LearnedPositionalEmbedding(16, 12)
     assert isinstance(wpe, nn.Embedding) and list(wpe.state_dict()) == ["weight"]
@@ -35,7 +38,8 @@ def test_learned_init_is_gpt2_scale():
 def test_tables_reject_positions_past_the_limit(cls):
     table = cls(8, 6)
     table(torch.arange(8))  # the last position is fine
-    with pytest.raises(ValueError, match=r"position 9 is past the limit.*0\.\.7 \(block_size=8\).*at most 8 tokens"):
+    with pytest.raises(ValueError, match=r"position 9 is past the limit.*0\.\.7 "
+                                         r"\(block_size=8\).*at most 8 tokens"):
         table(torch.arange(10))
     with pytest.raises(ValueError, match="must be >= 0"):
         table(torch.tensor([-1, 0]))
@@ -65,7 +69,8 @@ def numpy_table(T, d, base=10000.0):
     return torch.from_numpy(pe)
 
 
-@pytest.mark.parametrize("T,d,base", [(1, 2, 10000.0), (17, 10, 10000.0), (64, 32, 10000.0), (9, 6, 50.0)])
+@pytest.mark.parametrize("T,d,base",
+                         [(1, 2, 10000.0), (17, 10, 10000.0), (64, 32, 10000.0), (9, 6, 50.0)])
 def test_sinusoidal_table_matches_the_formula(T, d, base):
     got = sinusoidal_table(T, d, base)
     assert got.dtype == torch.float32 and got.shape == (T, d)
@@ -83,9 +88,11 @@ def test_sinusoidal_shift_is_a_fixed_rotation():
     M = torch.zeros(d, d, dtype=torch.float64)
     for i in range(d // 2):
         a = k / 10000 ** (2 * i / d)
-        M[2 * i:2 * i + 2, 2 * i:2 * i + 2] = torch.tensor([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
+        M[2 * i:2 * i + 2,
+          2 * i:2 * i + 2] = torch.tensor([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
     assert torch.allclose(pe[:-k] @ M.T, pe[k:], atol=1e-12)
-    assert torch.allclose(torch.from_numpy(sinusoidal_table(T, d).double().numpy())[:-k] @ M.T, pe[k:], atol=1e-6)
+    assert torch.allclose(torch.from_numpy(sinusoidal_table(T, d).double().numpy())[:-k] @ M.T,
+                          pe[k:], atol=1e-6)
 
 
 def test_sinusoidal_module_is_a_buffer_not_a_parameter():
@@ -99,7 +106,8 @@ def test_sinusoidal_module_is_a_buffer_not_a_parameter():
 
 # ----------------------------------------------------------------------------------------------------------- RoPE
 def rope_complex(x, positions, base=10000.0):
-    """Independent formulation: pair (x_2i, x_2i+1) as a complex number times e^{i·p·θ_i} (LLaMA-style)."""
+    """Independent formulation: pair (x_2i, x_2i+1) as a complex number times e^{i·p·θ_i}
+    (LLaMA-style)."""
     hs = x.shape[-1]
     theta = base ** (-torch.arange(0, hs, 2, dtype=torch.float64) / hs)
     angles = torch.outer(positions.double(), theta)
@@ -107,7 +115,8 @@ def rope_complex(x, positions, base=10000.0):
     return torch.view_as_real(z * torch.polar(torch.ones_like(angles), angles)).reshape(x.shape)
 
 
-@pytest.mark.parametrize("shape,base", [((2, 3, 7, 8), 10000.0), ((5, 10), 10000.0), ((1, 2, 1, 6), 500.0)])
+@pytest.mark.parametrize("shape,base",
+                         [((2, 3, 7, 8), 10000.0), ((5, 10), 10000.0), ((1, 2, 1, 6), 500.0)])
 def test_rope_equals_the_complex_form_and_keeps_norms(shape, base):
     torch.manual_seed(1)
     x = torch.randn(*shape)
@@ -191,14 +200,16 @@ def paper_slopes(n):
 
 
 def test_alibi_slopes_for_8_heads_are_halvings():
-    assert alibi_slopes(8).tolist() == [1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64, 1 / 128, 1 / 256]
+    assert alibi_slopes(8).tolist() == [1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64, 1 / 128,
+                                        1 / 256]
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 6, 7, 8, 12, 16, 20, 24, 32, 40])
 def test_alibi_slopes_match_the_paper_code(n):
     got = alibi_slopes(n)
     assert got.dtype == torch.float32 and got.shape == (n,)
-    assert torch.allclose(got, torch.tensor(paper_slopes(n), dtype=torch.float32), rtol=1e-6, atol=0)
+    assert torch.allclose(got, torch.tensor(paper_slopes(n), dtype=torch.float32), rtol=1e-6,
+                          atol=0)
 
 
 def test_alibi_slopes_12_heads():
@@ -231,7 +242,8 @@ def test_alibi_module():
         ALiBi(0)
 
 
-# ------------------------------------------------------------------------------------------ plugged into attention
+# ------------------------------------------------------------------------------------------
+# plugged into attention
 def reference_attention(mha, x, rotate=None, bias=None):
     """Causal attention written out with the layer's weights (independent of its forward)."""
     B, T, C = x.shape
@@ -254,10 +266,12 @@ def test_rope_and_alibi_plug_into_multi_head_attention(fused):
     rope, alibi = RotaryEmbedding(8), ALiBi(3)
     with torch.no_grad():
         got = mha(x, rotary=rope)
-        want = reference_attention(mha, x, rotate=lambda t: rope_complex(t, torch.arange(7)).float())
+        want = reference_attention(mha, x,
+                                   rotate=lambda t: rope_complex(t, torch.arange(7)).float())
         assert torch.allclose(got, want, atol=1e-5)
         got = mha(x, attn_bias=alibi(7))
-        bias = torch.tensor(paper_slopes(3))[:, None, None] * (torch.arange(7)[None, :] - torch.arange(7)[:, None])
+        bias = torch.tensor(paper_slopes(3))[:, None,
+                                             None] * (torch.arange(7)[None, :] - torch.arange(7)[:, None])
         assert torch.allclose(got, reference_attention(mha, x, bias=bias.float()), atol=1e-5)
 
 
@@ -266,7 +280,8 @@ def test_every_method_breaks_the_prefix_symmetry_and_rope_alibi_are_shift_invari
     C, nh, T = 24, 3, 6
     mha = MultiHeadAttention(C, nh).eval()
     x = torch.randn(1, T, C)
-    x_perm = x[:, [2, 0, 4, 1, 3, 5]]                      # the prefix shuffled, the last token kept
+    # the prefix shuffled, the last token kept
+    x_perm = x[:, [2, 0, 4, 1, 3, 5]]
     wpe, spe = LearnedPositionalEmbedding(64, C), SinusoidalPositionalEncoding(64, C)
     rope, alibi = RotaryEmbedding(C // nh), ALiBi(nh)
     runs = {"none": lambda x, s=0: mha(x),
@@ -284,7 +299,8 @@ def test_every_method_breaks_the_prefix_symmetry_and_rope_alibi_are_shift_invari
 
 
 def test_positions_compile_without_graph_breaks():
-    """The range checks read tensor values, which torch.compile cannot: they step aside while compiling."""
+    """The range checks read tensor values, which torch.compile cannot: they step aside while
+    compiling."""
     C, nh, T = 16, 2, 5
     mha = MultiHeadAttention(C, nh).eval()
     wpe, rope, alibi = SinusoidalPositionalEncoding(8, C), RotaryEmbedding(C // nh, block_size=8), ALiBi(nh)
@@ -294,7 +310,8 @@ def test_positions_compile_without_graph_breaks():
         return mha(x, rotary=rope, attn_bias=alibi(x.size(1)))
 
     x = torch.randn(2, T, C)
-    compiled = torch.compile(forward, backend="eager", fullgraph=True)   # fullgraph: a graph break is an error
+    # fullgraph: a graph break is an error
+    compiled = torch.compile(forward, backend="eager", fullgraph=True)
     with torch.no_grad():
         assert torch.allclose(compiled(x), forward(x), atol=1e-6)
 

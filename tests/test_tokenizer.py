@@ -9,15 +9,20 @@ from tiktoken_ext.openai_public import r50k_pat_str
 
 import gptlib
 from gptlib.data import corpus_text, load_plays
-from gptlib.tokenizer import (ENDOFTEXT, GPT2_SPLIT_PATTERN, BPETokenizer, course_tokenizer, decode_ids,
-                              encode_chunk, get_stats, gpt2_tokenizer, merge, train_merges)
+from gptlib.bpe import decode_ids, encode_chunk, get_stats, merge, train_merges
+from gptlib.tokenizer import (ENDOFTEXT, GPT2_SPLIT_PATTERN, BPETokenizer, course_tokenizer,
+                              gpt2_tokenizer)
 
 ADVERSARIAL = [
-    "", " ", "   leading", "trailing   ", "a\n\n\n   b", " \t\t \n\n  \r\n \u3000\u00a0 x", " " * 300 + "x",
-    "\n" * 64, "1234567890 3.14159 2026 ٣٤٥ ½ 000000000000", "I'll don't we've they're she'd 'tis O'er 'LL 'S",
-    "naïve café cafe\u0301 e\u0301\u0301\u0301 Å Å", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𐍈 𝄞 🀄 \U0010FFFD", "👋🏽 👨‍👩‍👧‍👦 🇫🇷🇯🇵 ❤️",
+    "", " ", "   leading", "trailing   ", "a\n\n\n   b", " \t\t \n\n  \r\n \u3000\u00a0 x",
+        " " * 300 + "x",
+    "\n" * 64, "1234567890 3.14159 2026 ٣٤٥ ½ 000000000000", "I'll don't we've they're she'd 'tis "
+                                                             "O'er 'LL 'S",
+    "naïve café cafe\u0301 e\u0301\u0301\u0301 Å Å", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𐍈 𝄞 🀄 \U0010FFFD", "👋🏽 👨‍👩‍👧‍👦 🇫🇷🇯🇵 "
+                                                                                 "❤️",
     "你好，世界。日本語のテキスト", "مرحبا بالعالم", "zero\u200bwidth\u200d\ufeff", "ＡＢＣ　ｆｕｌｌ",
-    "<|endoftext|>", "doc one<|endoftext|>doc two", "<|endoftext", "<|endoftext|><|endoftext|>", "\x00\x01\x7f",
+    "<|endoftext|>", "doc one<|endoftext|>doc two", "<|endoftext", "<|endoftext|><|endoftext|>",
+        "\x00\x01\x7f",
 ]
 
 
@@ -38,7 +43,8 @@ def corpus():
 
 def random_strings(n, seed=0):
     rng = random.Random(seed)
-    pool = list(" \n\t  aeioustxyzAQ019'.,!-") + ["é", "e\u0301", "ß", "你", "👋", "🏽", "\u200d", "𝔣", ENDOFTEXT,
+    pool = list(" \n\t  aeioustxyzAQ019'.,!-") + ["é", "e\u0301", "ß", "你", "👋", "🏽", "\u200d",
+                                                  "𝔣", ENDOFTEXT,
                                                   "  ", "'s", "'ll", "\r\n"]
     return ["".join(rng.choice(pool) for _ in range(rng.randint(0, 40))) for _ in range(n)]
 
@@ -91,7 +97,8 @@ def test_adversarial_text_equals_tiktoken(enc, gpt2, text):
 
 def test_special_token_modes_match_tiktoken(enc, gpt2):
     text = "a<|endoftext|>b"
-    assert gpt2.encode(text, allowed_special={ENDOFTEXT}) == enc.encode(text, allowed_special={ENDOFTEXT})
+    assert gpt2.encode(text, allowed_special={ENDOFTEXT}) == enc.encode(text,
+                                                                        allowed_special={ENDOFTEXT})
     assert gpt2.encode(text, allowed_special="all") == [64, 50256, 65]
     assert gpt2.encode(text, allowed_special="none") == enc.encode_ordinary(text)
 
@@ -193,14 +200,16 @@ def test_train_encode_decode_save_load(tmp_path):
     assert tok.vocab_size == 400 and tok.eot_token == 399 and len(tok.merges) == 143
     assert tok.decode(tok.encode(text)) == text
     assert len(tok.encode(text)) < len(text.encode()) / 1.5            # it compresses
-    unseen = "Πάντα ῥεῖ 👋 <|endoftext|>"                              # no <unk>: bytes cover everything
+    # no <unk>: bytes cover everything
+    unseen = "Πάντα ῥεῖ 👋 <|endoftext|>"
     assert tok.decode(tok.encode(unseen, allowed_special="none")) == unseen
     assert tok.encode("x<|endoftext|>", allowed_special="all")[-1] == 399
     path = tok.save(tmp_path / "t.json")
     again = BPETokenizer.load(path)
     assert again.merges == tok.merges and again.special_tokens == tok.special_tokens
     assert again.encode(text) == tok.encode(text)
-    assert BPETokenizer().train(text, 400).save(tmp_path / "u.json").read_bytes() == path.read_bytes()
+    assert BPETokenizer().train(text,
+                                400).save(tmp_path / "u.json").read_bytes() == path.read_bytes()
 
 
 def test_gpt2_save_load_round_trip(gpt2, enc, tmp_path):
@@ -232,23 +241,43 @@ def test_course_tokenizer_missing_size_is_clear():
 
 
 def test_course_tokenizer_hash_is_the_one_in_data_readme():
+    """Policy test: the shipped file and data/README.md agree (no change to gptlib can fail it)."""
     import hashlib
     import re
     readme = (gptlib.DATA_DIR / "README.md").read_text()
-    row = next(l for l in readme.splitlines() if l.startswith("| `tokenizers/shakespeare-1024.json`"))
+    row = next(line for line in readme.splitlines()
+               if line.startswith("| `tokenizers/shakespeare-1024.json`"))
     recorded = re.search(r"sha256 `([0-9a-f]{64})`", row).group(1)
     raw = (gptlib.DATA_DIR / "tokenizers" / "shakespeare-1024.json").read_bytes()
     assert hashlib.sha256(raw).hexdigest() == recorded
 
 
 def test_an_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
-    import os
-    from gptlib import tokenizer as tok_mod
+    from gptlib import util                      # the one atomic write: gptlib.util.atomic_path
     path = tmp_path / "tok.json"
     small = BPETokenizer().train("aaab aaab abab " * 20, 260)
     small.save(path)
     before = path.read_bytes()
-    monkeypatch.setattr(tok_mod.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(util.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError, match="disk full"):
         BPETokenizer().train("zzzy zzzy " * 30, 259).save(path)
     assert path.read_bytes() == before and BPETokenizer.load(path).merges == small.merges
+    assert [p.name for p in tmp_path.iterdir()] == ["tok.json"]                 # no temporary left
+
+
+def test_one_loader_and_one_protocol_for_both_kinds_of_tokenizer(tmp_path):
+    from gptlib.tokenizer import Tokenizer, course_tokenizer_path, load_tokenizer
+    course, gpt2 = load_tokenizer("course"), load_tokenizer("gpt2")
+    assert isinstance(course,
+                      BPETokenizer) and course.merges == BPETokenizer.load(course_tokenizer_path()).merges
+    assert course.n_vocab == course.vocab_size == 1024 and gpt2.n_vocab == 50257
+    for t in (course, gpt2):
+        assert isinstance(t,
+                          Tokenizer) and t.decode(t.encode_ordinary("To be, or not")) == "To be, or not"
+    assert not isinstance("a string", Tokenizer)
+    course.save(tmp_path / "t.json")
+    assert load_tokenizer(tmp_path / "t.json").merges == course.merges
+    course.save_pretrained(tmp_path / "hf")
+    assert load_tokenizer(str(tmp_path / "hf")).encode("Thou art") == course.encode("Thou art")
+    with pytest.raises(FileNotFoundError, match="'course', 'gpt2', a .json file"):
+        load_tokenizer("shakespeare-4096")

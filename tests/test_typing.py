@@ -1,4 +1,5 @@
-"""`mypy gptlib` is clean (configuration: [tool.mypy] in pyproject.toml), so the package's py.typed is honest."""
+"""`mypy gptlib` is clean (configuration: [tool.mypy] in pyproject.toml), so the package's py.typed
+is honest."""
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +8,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_mypy_finds_no_errors_in_gptlib(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "mypy", "gptlib", "--cache-dir", str(tmp_path / "mypy-cache")],
+    r = subprocess.run([sys.executable, "-m", "mypy", "gptlib", "--cache-dir",
+                        str(tmp_path / "mypy-cache")],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and "Success" in r.stdout, \
         "mypy reports type errors in gptlib (fix them in the notebooks, then `make export`):\n" + r.stdout[-6000:] + r.stderr[-2000:]
