@@ -310,7 +310,7 @@ def merge_library(ids, pair, new_id):                   # returns gptlib's own s
 
 ISSUE19 = [
     Mutant("check_merge", "calls gptlib's tokenizer.merge", merge_library,
-           hint="gptlib.tokenizer.merge, the solution", kind="solution"),
+           hint="gptlib.bpe.merge, the solution", kind="solution"),
     Mutant(
         "check_merge",
         "merge done on a text rendering of the ids",

@@ -4,6 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from gptlib import layers as L
 from gptlib import model as M
 from gptlib.checks import ch4
 from mutation import Mutant, check_tests, robustness_tests
@@ -212,13 +213,13 @@ def count_by_building(cfg):                            # builds the model (on me
         return M.GPT(cfg).num_params()
 
 
-REFERENCES = {"check_layer_norm": M.LayerNorm, "check_gelu_tanh": M.gelu_tanh, "check_block": M.Block,
+REFERENCES = {"check_layer_norm": M.LayerNorm, "check_gelu_tanh": L.gelu_tanh, "check_block": M.Block,
               "check_count_params": M.count_params,
               "check_hidden_states": M.GPT.hidden_states}   # hidden_states(model, idx) = model.hidden_states(idx)
 
 # ------------------------------------------------------------------------ issue 19's classes
 def gelu_library(x):                                       # returns gptlib's own solution
-    return M.gelu_tanh(x)
+    return L.gelu_tanh(x)
 
 
 class LayerNormLibrary(M.LayerNorm):                       # subclasses gptlib's own solution
@@ -226,10 +227,10 @@ class LayerNormLibrary(M.LayerNorm):                       # subclasses gptlib's
 
 
 ISSUE19 = [
-    Mutant("check_gelu_tanh", "calls gptlib's model.gelu_tanh", gelu_library,
-           hint="gptlib.model.gelu_tanh, the solution", kind="solution"),
-    Mutant("check_layer_norm", "subclasses gptlib's model.LayerNorm", LayerNormLibrary,
-           hint="subclasses gptlib.model.LayerNorm", kind="solution"),
+    Mutant("check_gelu_tanh", "calls gptlib's layers.gelu_tanh", gelu_library,
+           hint="gptlib.layers.gelu_tanh, the solution", kind="solution"),
+    Mutant("check_layer_norm", "subclasses gptlib's layers.LayerNorm", LayerNormLibrary,
+           hint="subclasses gptlib.layers.LayerNorm", kind="solution"),
 ]
 
 MUTANTS = [

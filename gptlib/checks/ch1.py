@@ -12,9 +12,11 @@ import torch
 
 from gptlib.checks import checker
 from gptlib.data import make_windows as _ref_windows
-from gptlib.tokenizer import BPETokenizer, encode_chunk as _ref_encode_chunk, get_stats as _ref_stats, \
-    merge as _ref_merge
-from gptlib.tokenizer import decode_ids as _ref_decode_ids
+from gptlib.bpe import decode_ids as _ref_decode_ids
+from gptlib.bpe import encode_chunk as _ref_encode_chunk
+from gptlib.bpe import get_stats as _ref_stats
+from gptlib.bpe import merge as _ref_merge
+from gptlib.tokenizer import BPETokenizer
 
 __all__ = ["check_get_stats", "check_merge", "check_encode_chunk", "check_make_windows", "check_decode_ids"]
 

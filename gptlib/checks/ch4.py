@@ -13,6 +13,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from gptlib import layers as _layers
 from gptlib import model as _model
 from gptlib.checks import checker, forbid, unchanged
 
@@ -56,7 +57,7 @@ def _ln_mistakes(x, w, b, eps):
 def check_layer_norm(LayerNorm: type) -> None:
     """LayerNorm(ndim, eps=..., bias=...) equals F.layer_norm (values, dtype, gradients), with non-trivial weight/bias
     and a large eps, computed from scratch."""
-    with checker("LayerNorm", LayerNorm, solution=_model.LayerNorm) as c:
+    with checker("LayerNorm", LayerNorm, solution=_layers.LayerNorm) as c:
         g = torch.Generator().manual_seed(4)
 
         def build(C, eps, bias):
@@ -122,7 +123,7 @@ def check_gelu_tanh(gelu_tanh: Callable) -> None:
     """gelu_tanh(x) equals F.gelu(x, approximate="tanh") (and is not the exact erf GELU), with torch.tanh, not F.gelu,
     in the input's dtype, for large |x| too."""
     shortcut = "write the formula with torch.tanh: do not call F.gelu / nn.GELU (the check compares with them)"
-    with checker("gelu_tanh", gelu_tanh, solution=_model.gelu_tanh) as c:
+    with checker("gelu_tanh", gelu_tanh, solution=_layers.gelu_tanh) as c:
         g = torch.Generator().manual_seed(5)
         cases = [(torch.linspace(-6, 6, 241, dtype=torch.float64), 1e-7, 1e-6),
                  (torch.randn(2, 3, 5, generator=g, dtype=torch.float64) * 2, 1e-7, 1e-6),
