@@ -23,8 +23,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")   # tiny models: one thread i
 
 
 def random_gpt(position="learned", vocab=V, block=64, seed=0, scale=8.0):
-    """A small random GPT-2. Its weights are scaled up so the logits spread out: at GPT-2's init (std 0.02) all
-    next-token logits sit within ~1e-3 of each other and float noise alone could flip an argmax."""
+    """A small random GPT-2. Its weights are scaled up so the logits spread out: at GPT-2's init (std
+    0.02) the best next-token logit leads the second by a few hundredths, and the two libraries' summation
+    orders could flip an argmax somewhere in a long comparison."""
     torch.manual_seed(seed)
     m = GPT(GPTConfig(vocab_size=vocab, block_size=block, n_layer=2, n_head=4, n_embd=32, position=position)).eval()
     with torch.no_grad():
@@ -379,3 +380,71 @@ def test_shipped_model_greedy_and_beams_equal_transformers(tmp_path):
     ours = G.generate(m, idx, 24, do_sample=True, temperature=0.8, top_p=0.9)
     torch.manual_seed(0)
     assert torch.equal(ours, hf_generate(hf, idx, 24, do_sample=True, temperature=0.8, top_p=0.9, top_k=0))
+
+
+# ---------------------------------------------------------------- sampling boundaries, exactly
+# Uniform scores give probabilities that floats represent exactly (1/4, 1/8), so each boundary below
+# is decided by the rule, not by rounding (at a general exact tie rounding decides, in transformers
+# too; see Chapter 7).
+def test_top_p_keeps_the_token_whose_mass_reaches_p_and_no_more():
+    uniform = torch.zeros(1, 4)                      # each token 1/4: cumulative 1/4, 1/2, 3/4, 1
+    for p, kept in ((0.25, 1), (0.5, 2), (0.5000001, 3), (0.75, 3), (1.0, 4)):
+        out = S.top_p_filter(uniform, p)
+        assert int(torch.isfinite(out).sum()) == kept, (p, out)
+        want = transformers.TopPLogitsWarper(top_p=p)(None, uniform.clone())
+        assert torch.equal(out, want)
+    eight = torch.zeros(2, 8)
+    kept = torch.isfinite(S.top_p_filter(eight, 0.125, min_tokens_to_keep=3)).sum(-1)
+    assert kept.tolist() == [3, 3]
+
+
+def test_top_k_keeps_exactly_k_distinct_scores_and_every_tie_of_the_kth():
+    scores = torch.tensor([[5.0, 4.0, 3.0, 2.0, 1.0]])
+    for k in (1, 2, 4, 5, 9):
+        kept = torch.isfinite(S.top_k_filter(scores, k))[0].tolist()
+        assert kept == [i < k for i in range(5)], k
+    ties = torch.tensor([[3.0, 1.0, 3.0, 3.0, 0.0]])
+    assert torch.isfinite(S.top_k_filter(ties, 2)).sum() == 3   # every tie of the 2nd best stays
+
+
+def test_repetition_penalty_sign_rule_and_temperature_direction():
+    scores = torch.tensor([[2.0, -2.0, 1.0, 0.5]])
+    out = S.apply_repetition_penalty(scores, torch.tensor([[0, 1, 1]]), 2.0)
+    assert out.tolist() == [[1.0, -4.0, 1.0, 0.5]]   # positive / 2, negative * 2, unseen kept
+    pad = S.apply_repetition_penalty(scores, torch.tensor([[2, 0]]), 2.0,
+                                     ignore_prefix=torch.tensor([1]))
+    assert pad.tolist() == [[1.0, -2.0, 1.0, 0.5]]   # the left-padding position does not count
+    assert S.apply_temperature(scores, 0.5).tolist() == [[4.0, -4.0, 2.0, 1.0]]
+    out = S.process_logits(scores, torch.tensor([[3]]), temperature=0.5, top_k=1)
+    assert torch.equal(out, scores)                  # greedy: temperature and top-k ignored
+
+
+# ----------------------------------------------------------------------------- past the context
+def test_sliding_window_predicts_each_token_from_the_last_block_size_tokens():
+    m = random_gpt(block=12)
+    idx = torch.randint(0, V, (2, 5), generator=torch.Generator().manual_seed(3))
+    got = G.generate(m, idx, 20, sliding_window=True)
+    seq = idx
+    with torch.no_grad():
+        for _ in range(20):                          # nanoGPT's loop: crop to the context
+            nxt = m(seq[:, -12:])[:, -1].argmax(-1, keepdim=True)
+            seq = torch.cat([seq, nxt], dim=1)
+    assert torch.equal(got, seq)
+    assert torch.equal(got, G.generate(m, idx, 20, sliding_window=True, use_cache=False))
+    assert torch.equal(got[:, :12], G.generate(m, idx, 7))   # within the context: plain generate
+
+
+def test_too_long_generation_messages_fit_the_case():
+    m = random_gpt(block=16)
+    with pytest.raises(ValueError) as e:
+        G.generate(m, torch.zeros(1, 10, dtype=torch.long), 7)
+    msg = str(e.value)
+    assert "lower max_new_tokens to 6" in msg and "last 9 tokens" in msg
+    assert "sliding_window=True" in msg
+    with pytest.raises(ValueError) as e:
+        G.generate(m, torch.zeros(1, 10, dtype=torch.long), 20)
+    msg = str(e.value)
+    assert "alone fills" in msg and "prompt's last" not in msg      # no cut of the prompt can help
+    assert "at most 6" in msg and "sliding_window=True" in msg
+    with pytest.raises(ValueError, match="beam search"):
+        G.generate(m, torch.zeros(1, 3, dtype=torch.long), 4, num_beams=2, sliding_window=True)
