@@ -162,16 +162,20 @@ def load_chat(directory, device: str = "cpu") -> Chat:
 
 
 # from chapters/07_generation.ipynb, cell 56
-def repl(chat: Chat, lines: TextIO, out: TextIO, max_new_tokens: int = 48, **kwargs) -> int:
+def repl(chat: Chat, lines: TextIO, out: TextIO, max_new_tokens: int = 48, *,
+         echo: bool = False, **kwargs) -> int:
     """A chat in the terminal: read the user's lines from `lines`, stream each reply to `out`.
-    "/reset" forgets the conversation, "/quit" or the end of the input ends it. Returns the turns.
-    """
+    "/reset" forgets the conversation, "/quit" or the end of the input ends it. echo: write each
+    line read after the prompt (a terminal shows what you type; a script does not). Returns the
+    number of turns answered."""
     messages: list[dict] = []
     turns = 0
     out.write("you> ")
     out.flush()
     for line in lines:
         text = line.strip()
+        if echo:
+            out.write(text + "\n")
         if text == "/quit":
             break
         if text == "/reset":

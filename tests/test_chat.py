@@ -122,6 +122,9 @@ def test_repl_keeps_the_conversation_and_survives_a_bad_message(chat_dir):
     out = io.StringIO()
     lines = io.StringIO("hello\n" + "word " * 80 + "\nagain\n/reset\nfresh\n/quit\nnever read\n")
     assert repl(chat, lines, out, max_new_tokens=6) == 3
+    echoed = io.StringIO()
+    assert repl(chat, io.StringIO("hello\n"), echoed, max_new_tokens=2, echo=True) == 1
+    assert echoed.getvalue().startswith("you> hello\nmodel> ")
     text = out.getvalue()
     assert (
         text.count("model> ") == 4
