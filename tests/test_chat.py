@@ -135,7 +135,9 @@ def test_repl_keeps_the_conversation_and_survives_a_bad_message(chat_dir):
 
 
 def _run_cli(*args, stdin=""):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    # this checkout first; the rest of PYTHONPATH kept (under make test it holds the offline guard)
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-m", "gptlib.chat", *args],
         input=stdin,
