@@ -28,7 +28,7 @@ from gptlib.util import atomic_path
 __all__ = ["CHAT_TEMPLATE", "render_chat", "Chat", "save_chat_template", "load_chat", "repl", "main"]
 
 
-# from chapters/07_generation.ipynb, cell 54
+# from chapters/07_generation.ipynb, cell 58
 # Chapter 6's instruction format, <|user|> prompt <|assistant|> " answer" <|endoftext|>, as a Jinja
 # template in transformers' convention (tokenizer_config.json's "chat_template").
 CHAT_TEMPLATE = ("{% for m in messages %}"
@@ -54,7 +54,7 @@ def render_chat(template: str, messages: list[dict]) -> str:
     return env.from_string(template).render(messages=messages)
 
 
-# from chapters/07_generation.ipynb, cell 55
+# from chapters/07_generation.ipynb, cell 59
 def _encode(tok: BPETokenizer, text: str) -> list[int]:
     """Rendered chat text -> ids: the special tokens' text as their ids, everything else as text."""
     ids: list[int] = []
@@ -161,7 +161,7 @@ def load_chat(directory, device: str = "cpu") -> Chat:
     return Chat(model, tok, template)
 
 
-# from chapters/07_generation.ipynb, cell 56
+# from chapters/07_generation.ipynb, cell 60
 def repl(chat: Chat, lines: TextIO, out: TextIO, max_new_tokens: int = 48, *,
          echo: bool = False, **kwargs) -> int:
     """A chat in the terminal: read the user's lines from `lines`, stream each reply to `out`.

@@ -254,7 +254,7 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, *, do_sample: bool =
         model.train(was_training)
 
 
-# from chapters/07_generation.ipynb, cell 39
+# from chapters/07_generation.ipynb, cell 41
 def beam_candidates(beam_scores: torch.Tensor, log_probs: torch.Tensor,
                     k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One beam search step: the k best continuations over all beams, best first.
@@ -268,7 +268,7 @@ def beam_candidates(beam_scores: torch.Tensor, log_probs: torch.Tensor,
     return scores, flat // V, flat % V
 
 
-# from chapters/07_generation.ipynb, cell 42
+# from chapters/07_generation.ipynb, cell 44
 def _gather(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """t (B, n, ...) -> (B, k, ...): the rows index (B, k) of each batch entry."""
     while index.dim() < t.dim():

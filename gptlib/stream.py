@@ -18,7 +18,7 @@ from gptlib.generate import EosIds, _check_generate_args, _decode_steps, _eos_li
 __all__ = ["detokenize", "stream", "text"]
 
 
-# from chapters/07_generation.ipynb, cell 51
+# from chapters/07_generation.ipynb, cell 55
 def _prompt_ids(tokenizer, prompt) -> list[int]:
     if isinstance(prompt, str):
         return list(tokenizer.encode(prompt))
