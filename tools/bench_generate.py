@@ -53,6 +53,7 @@ def versus_transformers(repeats: int) -> float:
     from transformers import GPT2LMHeadModel
     from transformers.utils import logging as hf_logging
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     torch.manual_seed(0)
     ours = GPT(GPTConfig.preset("gpt2")).eval()
     with tempfile.TemporaryDirectory() as d:
@@ -71,7 +72,8 @@ def versus_transformers(repeats: int) -> float:
     r = best_of({"gptlib": lambda: generate(ours, x, 128), "transformers": hf}, repeats)
     (tg, a), (th, b) = r["gptlib"], r["transformers"]
     ratio = th / tg
-    print(f"GPT-2 124M shape, 16 + 128 tokens, greedy: gptlib {128 / tg:.1f} tokens/s, transformers "
+    print(f"GPT-2 124M shape, 16 + 128 tokens, greedy: gptlib {128 / tg:.1f} tokens/s, "
+          f"transformers "
           f"{128 / th:.1f} tokens/s: gptlib/transformers = {ratio:.2f}x; tokens identical: "
           f"{torch.equal(a, b)}")
     return ratio
