@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from gptlib import generate as G
+from gptlib import sampling as S
+from gptlib import stream as ST
 from gptlib.model import GPT, GPTConfig
 from gptlib.tokenizer import course_tokenizer, gpt2_tokenizer
 
@@ -21,8 +23,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")   # tiny models: one thread i
 
 
 def random_gpt(position="learned", vocab=V, block=64, seed=0, scale=8.0):
-    """A small random GPT-2. Its weights are scaled up so the logits spread out: at GPT-2's init (std 0.02) all
-    next-token logits sit within ~1e-3 of each other and float noise alone could flip an argmax."""
+    """A small random GPT-2. Its weights are scaled up so the logits spread out: at GPT-2's init (std
+    0.02) the best next-token logit leads the second by a few hundredths, and the two libraries' summation
+    orders could flip an argmax somewhere in a long comparison."""
     torch.manual_seed(seed)
     m = GPT(GPTConfig(vocab_size=vocab, block_size=block, n_layer=2, n_head=4, n_embd=32, position=position)).eval()
     with torch.no_grad():
@@ -61,7 +64,7 @@ def tied_logits(B=4, n=97, seed=0):
 def test_top_k_equals_transformers(seed, k):
     for scores in (tied_logits(seed=seed), torch.randn(4, 97, generator=torch.Generator().manual_seed(seed))):
         want = LP.TopKLogitsWarper(top_k=k)(None, scores.clone())
-        assert torch.equal(G.top_k_filter(scores, k), want)
+        assert torch.equal(S.top_k_filter(scores, k), want)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -70,13 +73,13 @@ def test_top_p_equals_transformers(seed, p):
     for scores in (tied_logits(seed=seed), 3 * torch.randn(4, 97, generator=torch.Generator().manual_seed(seed))):
         for keep in (1, 3):
             want = LP.TopPLogitsWarper(top_p=p, min_tokens_to_keep=keep)(None, scores.clone())
-            assert torch.equal(G.top_p_filter(scores, p, keep), want)
+            assert torch.equal(S.top_p_filter(scores, p, keep), want)
 
 
 @pytest.mark.parametrize("t", [0.3, 0.7, 1.0, 1.7])
 def test_temperature_equals_transformers(t):
     scores = torch.randn(3, 50)
-    assert torch.equal(G.apply_temperature(scores, t), LP.TemperatureLogitsWarper(t)(None, scores.clone()))
+    assert torch.equal(S.apply_temperature(scores, t), LP.TemperatureLogitsWarper(t)(None, scores.clone()))
 
 
 @pytest.mark.parametrize("penalty", [0.5, 1.2, 2.0])
@@ -86,10 +89,10 @@ def test_repetition_penalty_equals_transformers(penalty):
     ids = torch.randint(0, 40, (3, 12), generator=g)
     ids[0, :4] = 7                                                  # a repeated token, counted once
     want = LP.RepetitionPenaltyLogitsProcessor(penalty)(ids, scores.clone())
-    assert torch.equal(G.apply_repetition_penalty(scores, ids, penalty), want)
+    assert torch.equal(S.apply_repetition_penalty(scores, ids, penalty), want)
     pad = torch.tensor([0, 3, 11])                                  # left padding that must not count
     want = LP.RepetitionPenaltyLogitsProcessor(penalty, prompt_ignore_length=pad)(ids, scores.clone())
-    assert torch.equal(G.apply_repetition_penalty(scores, ids, penalty, pad), want)
+    assert torch.equal(S.apply_repetition_penalty(scores, ids, penalty, pad), want)
 
 
 def test_processing_order_equals_transformers():
@@ -100,16 +103,16 @@ def test_processing_order_equals_transformers():
     want = scores.clone()
     for proc in chain:
         want = proc(ids, want)
-    got = G.process_logits(scores, ids, do_sample=True, temperature=0.8, top_k=20, top_p=0.8, repetition_penalty=1.3)
+    got = S.process_logits(scores, ids, do_sample=True, temperature=0.8, top_k=20, top_p=0.8, repetition_penalty=1.3)
     assert torch.equal(got, want)
-    greedy = G.process_logits(scores, ids, do_sample=False, temperature=0.8, top_k=20, top_p=0.8)
+    greedy = S.process_logits(scores, ids, do_sample=False, temperature=0.8, top_k=20, top_p=0.8)
     assert torch.equal(greedy, scores), "greedy ignores the sampling warpers, like transformers"
 
 
 def test_logits_transformations_do_not_modify_their_input():
     scores, ids = tied_logits(), torch.randint(0, 97, (4, 5))
     before = scores.clone()
-    G.top_p_filter(scores, 0.5), G.top_k_filter(scores, 3), G.apply_repetition_penalty(scores, ids, 1.5)
+    S.top_p_filter(scores, 0.5), S.top_k_filter(scores, 3), S.apply_repetition_penalty(scores, ids, 1.5)
     assert torch.equal(scores, before)
 
 
@@ -307,7 +310,7 @@ class Scripted(torch.nn.Module):
 def test_detokenize_never_splits_a_character_and_joins_to_the_decode(text):
     for tok in (gpt2_tokenizer(), course_tokenizer()):
         ids = tok.encode(text)
-        pieces = list(G.detokenize(tok, ids))
+        pieces = list(ST.detokenize(tok, ids))
         assert "".join(pieces) == tok.decode_bytes(ids).decode("utf-8", errors="replace") == text
         assert all("\ufffd" not in p for p in pieces)
         for p in pieces:
@@ -320,7 +323,7 @@ def test_byte_level_bpe_does_split_characters():
     ids = tok.encode(" 東京")
     per_token = [tok.decode_bytes([i]) for i in ids]
     assert any(b.decode("utf-8", errors="replace") != b.decode("utf-8", errors="ignore") for b in per_token)
-    assert list(G.detokenize(tok, ids)) == [" ", "東", "京"]
+    assert list(ST.detokenize(tok, ids)) == [" ", "東", "京"]
 
 
 def test_stream_with_a_stop_string_and_eos():
@@ -328,21 +331,21 @@ def test_stream_with_a_stop_string_and_eos():
     prompt = tok.encode("Q:")
     script = tok.encode(" one 東京, two\n\nthree") + [50256] + tok.encode(" never")
     m = Scripted(script, 50257, len(prompt))
-    full = "".join(G.stream(m, tok, prompt, 30, use_cache=False, eos_token_id=50256))
+    full = "".join(ST.stream(m, tok, prompt, 30, use_cache=False, eos_token_id=50256))
     assert full == " one 東京, two\n\nthree"
-    pieces = list(G.stream(m, tok, prompt, 30, use_cache=False, stop="\n\n"))
+    pieces = list(ST.stream(m, tok, prompt, 30, use_cache=False, stop="\n\n"))
     assert "".join(pieces) == " one 東京, two" and all("\n" not in p for p in pieces)
-    assert G.text(m, tok, prompt, 30, use_cache=False, stop=[",", "two"]) == " one 東京"
-    assert G.text(m, tok, prompt, 30, use_cache=False) == full, "text() stops at the tokenizer's eot by default"
+    assert ST.text(m, tok, prompt, 30, use_cache=False, stop=[",", "two"]) == " one 東京"
+    assert ST.text(m, tok, prompt, 30, use_cache=False) == full, "text() stops at the tokenizer's eot by default"
 
 
 def test_text_works_with_both_tokenizers():
     for tok in (course_tokenizer(), gpt2_tokenizer()):
         m = random_gpt(vocab=tok.n_vocab if hasattr(tok, "n_vocab") else tok.vocab_size, block=48)
-        s = G.text(m, tok, "ROMEO:", 12, eos_token_id=None)
+        s = ST.text(m, tok, "ROMEO:", 12, eos_token_id=None)
         ids = G.generate(m, torch.tensor([tok.encode("ROMEO:")]), 12)[0].tolist()
         assert s == tok.decode_bytes(ids[len(tok.encode("ROMEO:")):]).decode("utf-8", errors="replace")
-        beams = G.text(m, tok, "ROMEO:", 12, num_beams=2, eos_token_id=None)
+        beams = ST.text(m, tok, "ROMEO:", 12, num_beams=2, eos_token_id=None)
         ids = G.generate(m, torch.tensor([tok.encode("ROMEO:")]), 12, num_beams=2)[0].tolist()
         assert beams == tok.decode_bytes(ids[len(tok.encode("ROMEO:")):]).decode("utf-8", errors="replace")
 
@@ -351,11 +354,11 @@ def test_stream_rejects_what_it_cannot_do(pair):
     m, _ = pair
     tok = course_tokenizer()
     with pytest.raises(ValueError, match="generate"):
-        next(G.stream(m, tok, [1, 2], 5, num_beams=2))
+        next(ST.stream(m, tok, [1, 2], 5, num_beams=2))
     with pytest.raises(ValueError, match="stop"):
-        next(G.stream(m, tok, [1, 2], 5, stop=""))
+        next(ST.stream(m, tok, [1, 2], 5, stop=""))
     with pytest.raises(ValueError, match="temperature"):
-        next(G.stream(m, tok, [1, 2], 5, do_sample=True, temperature=0))
+        next(ST.stream(m, tok, [1, 2], 5, do_sample=True, temperature=0))
     assert torch.is_grad_enabled()
 
 
@@ -377,3 +380,71 @@ def test_shipped_model_greedy_and_beams_equal_transformers(tmp_path):
     ours = G.generate(m, idx, 24, do_sample=True, temperature=0.8, top_p=0.9)
     torch.manual_seed(0)
     assert torch.equal(ours, hf_generate(hf, idx, 24, do_sample=True, temperature=0.8, top_p=0.9, top_k=0))
+
+
+# ---------------------------------------------------------------- sampling boundaries, exactly
+# Uniform scores give probabilities that floats represent exactly (1/4, 1/8), so each boundary below
+# is decided by the rule, not by rounding (at a general exact tie rounding decides, in transformers
+# too; see Chapter 7).
+def test_top_p_keeps_the_token_whose_mass_reaches_p_and_no_more():
+    uniform = torch.zeros(1, 4)                      # each token 1/4: cumulative 1/4, 1/2, 3/4, 1
+    for p, kept in ((0.25, 1), (0.5, 2), (0.5000001, 3), (0.75, 3), (1.0, 4)):
+        out = S.top_p_filter(uniform, p)
+        assert int(torch.isfinite(out).sum()) == kept, (p, out)
+        want = transformers.TopPLogitsWarper(top_p=p)(None, uniform.clone())
+        assert torch.equal(out, want)
+    eight = torch.zeros(2, 8)
+    kept = torch.isfinite(S.top_p_filter(eight, 0.125, min_tokens_to_keep=3)).sum(-1)
+    assert kept.tolist() == [3, 3]
+
+
+def test_top_k_keeps_exactly_k_distinct_scores_and_every_tie_of_the_kth():
+    scores = torch.tensor([[5.0, 4.0, 3.0, 2.0, 1.0]])
+    for k in (1, 2, 4, 5, 9):
+        kept = torch.isfinite(S.top_k_filter(scores, k))[0].tolist()
+        assert kept == [i < k for i in range(5)], k
+    ties = torch.tensor([[3.0, 1.0, 3.0, 3.0, 0.0]])
+    assert torch.isfinite(S.top_k_filter(ties, 2)).sum() == 3   # every tie of the 2nd best stays
+
+
+def test_repetition_penalty_sign_rule_and_temperature_direction():
+    scores = torch.tensor([[2.0, -2.0, 1.0, 0.5]])
+    out = S.apply_repetition_penalty(scores, torch.tensor([[0, 1, 1]]), 2.0)
+    assert out.tolist() == [[1.0, -4.0, 1.0, 0.5]]   # positive / 2, negative * 2, unseen kept
+    pad = S.apply_repetition_penalty(scores, torch.tensor([[2, 0]]), 2.0,
+                                     ignore_prefix=torch.tensor([1]))
+    assert pad.tolist() == [[1.0, -2.0, 1.0, 0.5]]   # the left-padding position does not count
+    assert S.apply_temperature(scores, 0.5).tolist() == [[4.0, -4.0, 2.0, 1.0]]
+    out = S.process_logits(scores, torch.tensor([[3]]), temperature=0.5, top_k=1)
+    assert torch.equal(out, scores)                  # greedy: temperature and top-k ignored
+
+
+# ----------------------------------------------------------------------------- past the context
+def test_sliding_window_predicts_each_token_from_the_last_block_size_tokens():
+    m = random_gpt(block=12)
+    idx = torch.randint(0, V, (2, 5), generator=torch.Generator().manual_seed(3))
+    got = G.generate(m, idx, 20, sliding_window=True)
+    seq = idx
+    with torch.no_grad():
+        for _ in range(20):                          # nanoGPT's loop: crop to the context
+            nxt = m(seq[:, -12:])[:, -1].argmax(-1, keepdim=True)
+            seq = torch.cat([seq, nxt], dim=1)
+    assert torch.equal(got, seq)
+    assert torch.equal(got, G.generate(m, idx, 20, sliding_window=True, use_cache=False))
+    assert torch.equal(got[:, :12], G.generate(m, idx, 7))   # within the context: plain generate
+
+
+def test_too_long_generation_messages_fit_the_case():
+    m = random_gpt(block=16)
+    with pytest.raises(ValueError) as e:
+        G.generate(m, torch.zeros(1, 10, dtype=torch.long), 7)
+    msg = str(e.value)
+    assert "lower max_new_tokens to 6" in msg and "last 9 tokens" in msg
+    assert "sliding_window=True" in msg
+    with pytest.raises(ValueError) as e:
+        G.generate(m, torch.zeros(1, 10, dtype=torch.long), 20)
+    msg = str(e.value)
+    assert "alone fills" in msg and "prompt's last" not in msg      # no cut of the prompt can help
+    assert "at most 6" in msg and "sliding_window=True" in msg
+    with pytest.raises(ValueError, match="beam search"):
+        G.generate(m, torch.zeros(1, 3, dtype=torch.long), 4, num_beams=2, sliding_window=True)

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from gptlib.attention import MultiHeadAttention, causal_mask, merge_heads, split_heads
-from gptlib.generate import KVCache, LayerKVCache, generate, kv_cache_bytes
+from gptlib.generate import generate
+from gptlib.kvcache import KVCache, LayerKVCache, kv_cache_bytes
 from gptlib.model import GPT, GPTConfig
 from gptlib.position import POSITIONS
 
