@@ -12,7 +12,7 @@ import numpy as np
 __all__ = ["unigram_nll", "bigram_nll", "interpolated_trigram_nll", "kneser_ney_trigram_nll"]
 
 
-# from chapters/05_pretraining.ipynb, cell 10
+# from chapters/05_pretraining.ipynb, cell 9
 def _ids(tokens) -> np.ndarray:
     a = np.asarray(tokens, dtype=np.int64)
     if a.ndim != 1 or len(a) < 3:
@@ -51,7 +51,7 @@ def bigram_nll(train, val, vocab_size: int, k: float = 0.01) -> float:
     return float(-np.log(p).mean())
 
 
-# from chapters/05_pretraining.ipynb, cell 12
+# from chapters/05_pretraining.ipynb, cell 11
 def interpolated_trigram_nll(train, val, vocab_size: int, k: float = 0.01,
                              lambdas: tuple[float, float, float] = (0.1, 0.3, 0.6)) -> float:
     """Interpolated add-k trigram: p(c | a b) = l1 p1(c) + l2 p2(c | b) + l3 p3(c | a b), each pi add-k
@@ -62,7 +62,7 @@ def interpolated_trigram_nll(train, val, vocab_size: int, k: float = 0.01,
     bi_keys, bi_n = _counts(t[:-1] * n_vocab + t[1:])                       # n(bc)
     bi_ctx = np.bincount(t[:-1], minlength=n_vocab).astype(np.float64)      # n(b·)
     tri_keys, tri_n = _counts((t[:-2] * n_vocab + t[1:-1]) * n_vocab + t[2:])   # n(abc)
-    ab_keys, ab_n = _counts(t[:-2] * n_vocab + t[1:-1])                     # n(ab·): trigram contexts
+    ab_keys, ab_n = _counts(t[:-2] * n_vocab + t[1:-1])  # n(ab·): trigram contexts
     x, y, z = v[:-2], v[1:-1], v[2:]                                        # context a, b; target c
     p_uni = (uni[z] + k) / (len(t) + k * n_vocab)
     p_bi = (_lookup(bi_keys, bi_n, y * n_vocab + z) + k) / (bi_ctx[y] + k * n_vocab)
@@ -71,7 +71,7 @@ def interpolated_trigram_nll(train, val, vocab_size: int, k: float = 0.01,
     return float(-np.log(l1 * p_uni + l2 * p_bi + l3 * p_tri).mean())
 
 
-# from chapters/05_pretraining.ipynb, cell 14
+# from chapters/05_pretraining.ipynb, cell 13
 def kneser_ney_trigram_nll(train, val, vocab_size: int, discount: float = 0.75) -> float:
     """Interpolated Kneser–Ney trigram (Chen & Goodman's formulation, one discount D):
 
@@ -84,13 +84,14 @@ def kneser_ney_trigram_nll(train, val, vocab_size: int, discount: float = 0.75) 
     discount frees). A context never seen falls through to the next order."""
     train, val = _ids(train), _ids(val)
     V, D = vocab_size, discount
-    tri, n_abc = _counts((train[:-2] * V + train[1:-1]) * V + train[2:])   # distinct trigrams, counts
+    # distinct trigrams, counts
+    tri, n_abc = _counts((train[:-2] * V + train[1:-1]) * V + train[2:])
     bi_of_tri = tri % (V * V)                                             # their (b, c)
-    bc_keys, N_bc = _counts(bi_of_tri)                                    # N(·bc): distinct a per (b, c)
+    bc_keys, N_bc = _counts(bi_of_tri)  # N(·bc): distinct a per (b, c)
     N_b = np.bincount(bc_keys // V, weights=N_bc, minlength=V)            # N(·b·)
     T_b = np.bincount(bc_keys // V, minlength=V).astype(np.float64)       # distinct c after b
     bigrams = np.unique(train[:-1] * V + train[1:])
-    N_c = np.bincount(bigrams % V, minlength=V).astype(np.float64)        # N(·c): distinct b before c
+    N_c = np.bincount(bigrams % V, minlength=V).astype(np.float64)  # N(·c): distinct b before c
     N_all, T_all = N_c.sum(), float((N_c > 0).sum())
     p1 = np.maximum(N_c - D, 0) / N_all + D * T_all / N_all / V           # (V,)
     ab_keys, inv = np.unique(tri // V, return_inverse=True)

@@ -15,7 +15,7 @@ import torch
 __all__ = ["INDEX_DTYPES", "is_int", "is_real", "check_index_tensor", "atomic_path"]
 
 
-# from chapters/00_setup.ipynb, cell 7
+# from chapters/00_setup.ipynb, cell 10
 #: integer dtypes that may index an embedding table or a vocabulary
 INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.uint8)
 
@@ -49,7 +49,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         if tmp.is_dir() and path.is_dir() and not any(path.iterdir()):
-            path.rmdir()                                   # os.replace cannot replace a folder, even an empty one
+            path.rmdir()  # os.replace cannot replace a folder, even an empty one
         os.replace(tmp, path)
     finally:
         if tmp.is_dir():
