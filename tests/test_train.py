@@ -20,6 +20,7 @@ from gptlib import loss as L
 from gptlib import optim as O
 from gptlib import pretrain as PT
 from gptlib import train as T
+from gptlib import trainconfig as TC
 from gptlib.data import write_shard
 from gptlib.model import GPT, GPTConfig
 
@@ -283,12 +284,9 @@ def test_torchrun_two_processes_log_the_same_losses_as_one(tmp_path, shards):
     args = [*TINY, "--data", str(shards), "--max-steps", "5", "--grad-accum", "2", "--set", "dropout=0.0"]
     cli(*args, "--out", str(tmp_path / "one"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                        str(port), "-m", "gptlib.train", *args, "--out", str(tmp_path / "two")],
+    # --standalone: torchrun picks a free port itself (no window between choosing a port and binding it)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        "-m", "gptlib.train", *args, "--out", str(tmp_path / "two")],
                        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "cpu x2" in r.stdout
@@ -308,12 +306,13 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, shards):
     out = tmp_path / "killed"
     p = subprocess.Popen([sys.executable, "-m", "gptlib.train", *args, "--out", str(out)], env=env, cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (out / "checkpoints" / "step-000008").exists() and time.time() < deadline and p.poll() is None:
+    deadline = time.time() + 300                     # any checkpoint will do: keep_last deletes old ones
+    while not C.list_checkpoints(out) and time.time() < deadline and p.poll() is None:
         time.sleep(0.02)
     p.send_signal(signal.SIGKILL)
     p.wait()
     assert not (out / "final").exists(), "the run finished before it could be killed"
+    assert C.list_checkpoints(out), "killed before its first checkpoint"
     r = cli(*args, "--out", str(out), "--resume")
     assert "steps " in r.stdout and "->40" in r.stdout and "steps 0->" not in r.stdout
     a = (tmp_path / "straight" / "final" / "model.safetensors").read_bytes()
@@ -431,3 +430,54 @@ def test_a_task_needs_a_model_and_enough_examples():
     model = GPT(GPTConfig(vocab_size=64, block_size=16, n_layer=1, n_head=2, n_embd=32))
     with pytest.raises(ValueError, match="at least 8 training examples"):
         T.Trainer(cfg, model=model, task=task, write=False, verbose=False)
+
+
+def test_ctrl_c_writes_a_checkpoint_says_how_to_continue_and_resume_finishes_the_same_run(tmp_path, shards):
+    args = [*TINY, "--data", str(shards), "--max-steps", "400", "--ckpt-every", "0", "--eval-every", "0",
+            "--set", "dropout=0.0"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "gptlib.train", *args, "--out", str(out)], env=env, cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    log = out / "log.jsonl"
+    while (not log.exists() or len(log.read_text().splitlines()) < 3) and time.time() < deadline \
+            and p.poll() is None:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=300)
+    assert p.returncode == 130, stderr
+    assert "Traceback" not in stderr and "stopped by SIGINT at step" in stderr and "--resume" in stderr
+    [ckpt] = C.list_checkpoints(out)
+    step = int(ckpt.name.split("-")[1])
+    assert 3 <= step < 400 and f"checkpoint written to {ckpt}" in stderr
+    command = stderr.split("Continue with: ")[1].split()
+    assert command[:3] == ["python", "-m", "gptlib.train"]
+    r = cli(*command[3:], "--max-steps", "400")
+    assert f"steps {step}->400" in r.stdout and f"wrote {out}" in r.stdout
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == list(range(1, 401))
+
+
+def test_a_runs_final_folder_works_in_a_plain_transformers_pipeline(tmp_path, capsys, shards):
+    import transformers
+    out = tmp_path / "run"
+    assert run_main(capsys, *TINY, "--data", shards, "--max-steps", "2", "--out", out)[0] == 0
+    for name in ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json",
+                 "generation_config.json"):
+        assert (out / "final" / name).exists(), name
+    transformers.logging.set_verbosity_error()
+    generate = transformers.pipeline("text-generation", model=str(out / "final"), device="cpu")
+    text = generate("ROMEO:\n", do_sample=False)[0]["generated_text"]    # no max_new_tokens: the defaults
+    assert text.startswith("ROMEO:\n") and len(text) > len("ROMEO:\n")
+    tok = transformers.AutoTokenizer.from_pretrained(out / "final")
+    from gptlib.tokenizer import course_tokenizer
+    assert tok("To be, or not")["input_ids"] == course_tokenizer().encode_ordinary("To be, or not")
+
+
+def test_help_says_what_the_presets_are_and_every_field_has_a_flag():
+    from dataclasses import fields
+    text = TC.build_parser().format_help()
+    for name in ("nano", "micro", "mini"):
+        assert f"{name}: " in " ".join(text.split()), name
+    for f in fields(T.TrainConfig):
+        assert f.metadata.get("flag", "--" + f.name.replace("_", "-")) in text, f.name
