@@ -102,9 +102,9 @@ def run_profile(device: str = "auto", dtype: str = "auto", compile: str = "auto"
 
 # dense bfloat16 tensor-core peaks from the datasheets, in FLOP/s. Matched against the device name most
 # specific key first (the longest), so "L40S" is never read as "L4" and an H100 PCIe not as the SXM part.
-PEAK_FLOPS = {"H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989e12, "H200": 989e12, "GH200": 989e12,
-              "A100": 312e12, "L40S": 362e12, "L40": 181e12, "L4": 121e12, "A10G": 70e12, "A10": 125e12,
-              "4090": 165e12}
+PEAK_FLOPS = {"A10": 125e12, "A10G": 70e12, "A100": 312e12, "H100": 989e12, "H100 NVL": 835e12,
+              "H100 PCIe": 756e12, "H200": 989e12, "GH200": 989e12, "L4": 121e12, "L40": 181e12,
+              "L40S": 362e12, "4090": 165e12}
 
 
 def peak_flops(device_name: str, dtype: torch.dtype) -> float | None:
