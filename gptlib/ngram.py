@@ -2,9 +2,9 @@
 
 """Count-based language models (Chapter 5): the baselines a trained GPT must beat.
 
-Each function counts n-grams on training token ids and returns the mean negative log-likelihood, in nats
-per token, of validation token ids val[2:] (every model is scored on the same targets, each with the two
-tokens before it as context)."""
+Each function counts n-grams on training token ids and returns the mean negative log-likelihood, in
+nats per token, of validation token ids val[2:] (every model is scored on the same targets, each
+with the two tokens before it as context)."""
 from __future__ import annotations
 
 import numpy as np
@@ -54,8 +54,8 @@ def bigram_nll(train, val, vocab_size: int, k: float = 0.01) -> float:
 # from chapters/05_pretraining.ipynb, cell 11
 def interpolated_trigram_nll(train, val, vocab_size: int, k: float = 0.01,
                              lambdas: tuple[float, float, float] = (0.1, 0.3, 0.6)) -> float:
-    """Interpolated add-k trigram: p(c | a b) = l1 p1(c) + l2 p2(c | b) + l3 p3(c | a b), each pi add-k
-    smoothed, pi = (count + k) / (context count + k V); lambdas = (l1, l2, l3) sum to 1."""
+    """Interpolated add-k trigram: p(c | a b) = l1 p1(c) + l2 p2(c | b) + l3 p3(c | a b), each pi
+    add-k smoothed, pi = (count + k) / (context count + k V); lambdas = (l1, l2, l3) sum to 1."""
     t, v, n_vocab = _ids(train), _ids(val), vocab_size
     l1, l2, l3 = lambdas
     uni = np.bincount(t, minlength=n_vocab).astype(np.float64)              # n(c)
@@ -79,9 +79,9 @@ def kneser_ney_trigram_nll(train, val, vocab_size: int, discount: float = 0.75) 
         p2(c | b)   = max(N(·bc) - D, 0) / N(·b·) + D T(·b·) / N(·b·) · p1(c)
         p1(c)       = max(N(·c) - D, 0) / N(··)   + D T(··) / N(··) / V
 
-    n = counts; N(·bc) = how many distinct tokens a precede "b c" (continuation counts: how many contexts
-    a token completes, not how often); T = how many distinct continuations a context has (the mass the
-    discount frees). A context never seen falls through to the next order."""
+    n = counts; N(·bc) = how many distinct tokens a precede "b c" (continuation counts: how many
+    contexts a token completes, not how often); T = how many distinct continuations a context has
+    (the mass the discount frees). A context never seen falls through to the next order."""
     train, val = _ids(train), _ids(val)
     V, D = vocab_size, discount
     # distinct trigrams, counts
@@ -103,6 +103,7 @@ def kneser_ney_trigram_nll(train, val, vocab_size: int, discount: float = 0.75) 
                   + D * T_b[b] / np.maximum(Nb, 1) * p1[c], p1[c])
     nab = _lookup(ab_keys, n_ab, a * V + b).astype(np.float64)
     tab = _lookup(ab_keys, T_ab, a * V + b).astype(np.float64)
-    p3 = np.where(nab > 0, np.maximum(_lookup(tri, n_abc, (a * V + b) * V + c) - D, 0) / np.maximum(nab, 1)
+    p3 = np.where(nab > 0,
+                  np.maximum(_lookup(tri, n_abc, (a * V + b) * V + c) - D, 0) / np.maximum(nab, 1)
                   + D * tab / np.maximum(nab, 1) * p2, p2)
     return float(-np.log(p3).mean())

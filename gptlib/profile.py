@@ -29,7 +29,7 @@ class Profile:
     compile: bool        # whether training should use torch.compile
 
     def pick(self, cpu, gpu):
-        """The CPU-sized value under the cpu profile, the GPU-sized one otherwise: `P.pick(cpu=2, gpu=12)`."""
+        """The CPU-sized value under the cpu profile, else the GPU one: `P.pick(cpu=2, gpu=12)`."""
         return cpu if self.name == "cpu" else gpu
 
     def autocast(self):
@@ -77,9 +77,10 @@ def seed_everything(seed: int = 1337) -> None:
 def run_profile(device: str = "auto", dtype: str = "auto", compile: str = "auto") -> Profile:
     """The profile of one training run: `get_profile()` with a run's overrides applied.
 
-    device "auto" (the run profile's device), "cpu", "cuda", "cuda:1" or "mps"; dtype "auto" (bfloat16 on
-    CUDA where supported, else float32), "float32" or "bfloat16"; compile "auto" (on CUDA), "yes" or "no".
-    Under torchrun a CUDA run uses the GPU of its local rank (one GPU per process)."""
+    device "auto" (the run profile's device), "cpu", "cuda", "cuda:1" or "mps"; dtype "auto"
+    (bfloat16 on CUDA where supported, else float32), "float32" or "bfloat16"; compile "auto" (on
+    CUDA), "yes" or "no". Under torchrun a CUDA run uses the GPU of its local rank (one GPU per
+    process)."""
     for name, value, choices in (("dtype", dtype, ("auto", "float32", "bfloat16")),
                                  ("compile", compile, ("auto", "yes", "no"))):
         if value not in choices:
@@ -100,17 +101,18 @@ def run_profile(device: str = "auto", dtype: str = "auto", compile: str = "auto"
     return Profile("cpu" if kind == "cpu" else "gpu", dev, amp, on)
 
 
-# dense bfloat16 tensor-core peaks from the datasheets, in FLOP/s. Matched against the device name most
-# specific key first (the longest), so "L40S" is never read as "L4" and an H100 PCIe not as the SXM part.
+# dense bfloat16 tensor-core peaks from the datasheets, in FLOP/s. Matched against the device name
+# most specific key first (the longest), so "L40S" is never read as "L4" and an H100 PCIe not as
+# the SXM part.
 PEAK_FLOPS = {"A10": 125e12, "A10G": 70e12, "A100": 312e12, "H100": 989e12, "H100 NVL": 835e12,
               "H100 PCIe": 756e12, "H200": 989e12, "GH200": 989e12, "L4": 121e12, "L40": 181e12,
               "L40S": 362e12, "4090": 165e12}
 
 
 def peak_flops(device_name: str, dtype: torch.dtype) -> float | None:
-    """The datasheet's dense bfloat16 peak of a CUDA device called `device_name`, or None where MFU would be
-    a guess: an unknown device, a CPU, or float32 (gptlib never enables TF32, and the float32 peak is a
-    different, much lower number). Then report tokens/s alone."""
+    """The datasheet's dense bfloat16 peak of a CUDA device called `device_name`, or None where MFU
+    would be a guess: an unknown device, a CPU, or float32 (gptlib never enables TF32, and the
+    float32 peak is a different, much lower number). Then report tokens/s alone."""
     if dtype != torch.bfloat16:
         return None
     for key in sorted(PEAK_FLOPS, key=len, reverse=True):

@@ -481,3 +481,12 @@ def test_help_says_what_the_presets_are_and_every_field_has_a_flag():
         assert f"{name}: " in " ".join(text.split()), name
     for f in fields(T.TrainConfig):
         assert f.metadata.get("flag", "--" + f.name.replace("_", "-")) in text, f.name
+
+
+def test_the_shipped_config_names_no_machine_path_and_its_card_no_issue():
+    cfg = json.loads((SHIPPED / "train_config.json").read_text())
+    assert not Path(cfg["out"]).is_absolute() and not any(
+        isinstance(v, str) and v.startswith("/") for v in cfg.values())
+    card = (SHIPPED / "README.md").read_text()
+    assert "issue" not in card.lower()
+    T.TrainConfig.from_json((SHIPPED / "train_config.json").read_text())    # still a valid config
