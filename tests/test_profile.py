@@ -52,7 +52,8 @@ def test_peak_flops_matches_the_most_specific_device_name(name, peak):
 
 def test_no_peak_where_mfu_would_be_a_guess():
     from gptlib.profile import peak_flops
-    assert peak_flops("NVIDIA H100 80GB HBM3", torch.float32) is None      # float32: no TF32 in gptlib
+    assert peak_flops("NVIDIA H100 80GB "
+                      "HBM3", torch.float32) is None      # float32: no TF32 in gptlib
     assert peak_flops("Intel(R) Xeon(R) CPU", torch.bfloat16) is None
 
 
@@ -64,7 +65,8 @@ def test_run_profile_applies_a_runs_overrides(monkeypatch):
     p = run_profile("cpu", "bfloat16", "yes")
     assert (p.device, p.dtype, p.compile) == ("cpu", torch.bfloat16, True)
     with p.autocast():
-        assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+        assert torch.is_autocast_enabled("cpu")
     with pytest.raises(ValueError, match="dtype must be one of"):
         run_profile("cpu", "float16")
     with pytest.raises(ValueError, match="device must be"):

@@ -1,6 +1,7 @@
-"""The trainer's behaviour, class by class (issue 18): it learns, its optimizer groups, its schedule, its
-clipping and its resume state. Each test is fast (a 1-layer model, a few steps), so the library mutation
-tests (tests/test_mutants_train.py) can run them on a mutated copy of gptlib."""
+"""The trainer's behaviour, class by class (issue 18): it learns, its optimizer groups, its
+schedule, its clipping and its resume state. Each test is fast (a 1-layer model, a few steps), so
+the library mutation tests (tests/test_mutants_train.py) can run them on a mutated copy of
+gptlib."""
 import math
 import shutil
 
@@ -27,7 +28,8 @@ def tokens(n: int, seed: int = 0) -> np.ndarray:
 
 
 def config(**kw) -> TrainConfig:
-    args = dict(model="nano", set=SMALL, max_steps=12, batch_size=B, lr=1e-2, min_lr=1e-3, warmup_steps=2,
+    args = dict(model="nano", set=SMALL, max_steps=12, batch_size=B, lr=1e-2, min_lr=1e-3,
+                warmup_steps=2,
                 eval_every=0, eval_batches=2, device="cpu", progress=False, ckpt_every=0, seed=0)
     return TrainConfig(**{**args, **kw})
 
@@ -37,7 +39,8 @@ def trainer(cfg: TrainConfig | None = None, n_train: int = B * T + 1, **kw) -> T
     torch.manual_seed(0)
     model = GPT(cfg.model_config(64))                       # the config's dropout included
     assert model.config.dropout == cfg.set.get("dropout", 0.1)
-    return Trainer(cfg, model=model, train_tokens=tokens(n_train), val_tokens=tokens(4 * T + 1, seed=1),
+    val = tokens(4 * T + 1, seed=1)
+    return Trainer(cfg, model=model, train_tokens=tokens(n_train), val_tokens=val,
                    write=kw.pop("write", False), verbose=False, **kw)
 
 
@@ -64,7 +67,8 @@ def test_the_optimizer_decays_two_dimensional_weights_only_and_skips_frozen_ones
     tr = trainer()
     decay, no_decay = tr.optimizer.param_groups
     assert decay["weight_decay"] == tr.config.weight_decay > 0 and no_decay["weight_decay"] == 0.0
-    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
+    assert all(p.dim() >= 2 for p in decay["params"])
+    assert all(p.dim() < 2 for p in no_decay["params"])
     names = {id(p): n for n, p in tr.model.named_parameters()}
     assert {names[id(p)] for g in (decay, no_decay) for p in g["params"]} == set(names.values())
     model = GPT(GPTConfig.preset("nano", vocab_size=64, **SMALL))
@@ -86,7 +90,8 @@ def test_each_step_uses_the_scheduled_learning_rate_and_betas():
     tr.optimizer.step = step
     tr.fit()
     want = [lr_at(s, 1e-2, 3, 8, 1e-3) for s in range(8)]
-    assert [lrs[0] for lrs in seen] == pytest.approx(want) and all(len(set(lrs)) == 1 for lrs in seen)
+    assert [lrs[0] for lrs in seen] == pytest.approx(want)
+    assert all(len(set(lrs)) == 1 for lrs in seen)           # every group gets it
     assert [r["lr"] for r in tr.history] == pytest.approx(want)
     assert tr.optimizer.param_groups[0]["betas"] == (0.9, 0.95)
 
@@ -133,7 +138,8 @@ def test_accumulation_equals_one_big_batch():
 
 
 def test_resume_restores_weights_optimizer_data_position_and_rngs(tmp_path):
-    kw = dict(max_steps=6, ckpt_every=3, set={**SMALL, "dropout": 0.1}, out=str(tmp_path / "straight"))
+    kw = dict(max_steps=6, ckpt_every=3, set={**SMALL, "dropout": 0.1},
+              out=str(tmp_path / "straight"))
     straight = trainer(config(**kw), n_train=40 * T, write=True)
     want = [r["loss"] for r in straight.fit()]
     cut = config(**{**kw, "out": str(tmp_path / "cut")})
@@ -144,7 +150,7 @@ def test_resume_restores_weights_optimizer_data_position_and_rngs(tmp_path):
     resumed = trainer(cut, n_train=40 * T, write=True, resume=True)
     assert resumed.step == 3 and resumed.samples_seen == 3 * B
     got = [r["loss"] for r in resumed.fit()]
-    assert got == want[3:]                                   # bitwise: the same batches, dropout, updates
+    assert got == want[3:]                   # bitwise: the same batches, dropout masks, updates
     for p, q in zip(straight.model.parameters(), resumed.model.parameters()):
         assert torch.equal(p, q)
 
@@ -161,7 +167,8 @@ def test_lm_task_batches_are_shifted_windows_and_loss_is_the_mean_cross_entropy(
     ids = tokens(5 * T + 1)
     task = LMTask(ids, ids, T)
     x, y = task.batch("train", [0, T])
-    assert torch.equal(x[0], torch.from_numpy(ids[:T])) and torch.equal(y[0], torch.from_numpy(ids[1:T + 1]))
+    assert torch.equal(x[0], torch.from_numpy(ids[:T]))
+    assert torch.equal(y[0], torch.from_numpy(ids[1:T + 1]))
     model = GPT(GPTConfig.preset("nano", vocab_size=64, **SMALL))
     with torch.no_grad():
         want = torch.nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
