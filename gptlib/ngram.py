@@ -2,9 +2,9 @@
 
 """Count-based language models (Chapter 5): the baselines a trained GPT must beat.
 
-Each function counts n-grams on training token ids and returns the mean negative log-likelihood, in nats
-per token, of validation token ids val[2:] (every model is scored on the same targets, each with the two
-tokens before it as context)."""
+Each function counts n-grams on training token ids and returns the mean negative log-likelihood, in
+nats per token, of validation token ids val[2:] (every model is scored on the same targets, each
+with the two tokens before it as context)."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +12,7 @@ import numpy as np
 __all__ = ["unigram_nll", "bigram_nll", "interpolated_trigram_nll", "kneser_ney_trigram_nll"]
 
 
-# from chapters/05_pretraining.ipynb, cell 10
+# from chapters/05_pretraining.ipynb, cell 9
 def _ids(tokens) -> np.ndarray:
     a = np.asarray(tokens, dtype=np.int64)
     if a.ndim != 1 or len(a) < 3:
@@ -51,18 +51,18 @@ def bigram_nll(train, val, vocab_size: int, k: float = 0.01) -> float:
     return float(-np.log(p).mean())
 
 
-# from chapters/05_pretraining.ipynb, cell 12
+# from chapters/05_pretraining.ipynb, cell 11
 def interpolated_trigram_nll(train, val, vocab_size: int, k: float = 0.01,
                              lambdas: tuple[float, float, float] = (0.1, 0.3, 0.6)) -> float:
-    """Interpolated add-k trigram: p(c | a b) = l1 p1(c) + l2 p2(c | b) + l3 p3(c | a b), each pi add-k
-    smoothed, pi = (count + k) / (context count + k V); lambdas = (l1, l2, l3) sum to 1."""
+    """Interpolated add-k trigram: p(c | a b) = l1 p1(c) + l2 p2(c | b) + l3 p3(c | a b), each pi
+    add-k smoothed, pi = (count + k) / (context count + k V); lambdas = (l1, l2, l3) sum to 1."""
     t, v, n_vocab = _ids(train), _ids(val), vocab_size
     l1, l2, l3 = lambdas
     uni = np.bincount(t, minlength=n_vocab).astype(np.float64)              # n(c)
     bi_keys, bi_n = _counts(t[:-1] * n_vocab + t[1:])                       # n(bc)
     bi_ctx = np.bincount(t[:-1], minlength=n_vocab).astype(np.float64)      # n(b·)
     tri_keys, tri_n = _counts((t[:-2] * n_vocab + t[1:-1]) * n_vocab + t[2:])   # n(abc)
-    ab_keys, ab_n = _counts(t[:-2] * n_vocab + t[1:-1])                     # n(ab·): trigram contexts
+    ab_keys, ab_n = _counts(t[:-2] * n_vocab + t[1:-1])  # n(ab·): trigram contexts
     x, y, z = v[:-2], v[1:-1], v[2:]                                        # context a, b; target c
     p_uni = (uni[z] + k) / (len(t) + k * n_vocab)
     p_bi = (_lookup(bi_keys, bi_n, y * n_vocab + z) + k) / (bi_ctx[y] + k * n_vocab)
@@ -71,7 +71,7 @@ def interpolated_trigram_nll(train, val, vocab_size: int, k: float = 0.01,
     return float(-np.log(l1 * p_uni + l2 * p_bi + l3 * p_tri).mean())
 
 
-# from chapters/05_pretraining.ipynb, cell 14
+# from chapters/05_pretraining.ipynb, cell 13
 def kneser_ney_trigram_nll(train, val, vocab_size: int, discount: float = 0.75) -> float:
     """Interpolated Kneser–Ney trigram (Chen & Goodman's formulation, one discount D):
 
@@ -79,18 +79,19 @@ def kneser_ney_trigram_nll(train, val, vocab_size: int, discount: float = 0.75) 
         p2(c | b)   = max(N(·bc) - D, 0) / N(·b·) + D T(·b·) / N(·b·) · p1(c)
         p1(c)       = max(N(·c) - D, 0) / N(··)   + D T(··) / N(··) / V
 
-    n = counts; N(·bc) = how many distinct tokens a precede "b c" (continuation counts: how many contexts
-    a token completes, not how often); T = how many distinct continuations a context has (the mass the
-    discount frees). A context never seen falls through to the next order."""
+    n = counts; N(·bc) = how many distinct tokens a precede "b c" (continuation counts: how many
+    contexts a token completes, not how often); T = how many distinct continuations a context has
+    (the mass the discount frees). A context never seen falls through to the next order."""
     train, val = _ids(train), _ids(val)
     V, D = vocab_size, discount
-    tri, n_abc = _counts((train[:-2] * V + train[1:-1]) * V + train[2:])   # distinct trigrams, counts
+    # distinct trigrams, counts
+    tri, n_abc = _counts((train[:-2] * V + train[1:-1]) * V + train[2:])
     bi_of_tri = tri % (V * V)                                             # their (b, c)
-    bc_keys, N_bc = _counts(bi_of_tri)                                    # N(·bc): distinct a per (b, c)
+    bc_keys, N_bc = _counts(bi_of_tri)  # N(·bc): distinct a per (b, c)
     N_b = np.bincount(bc_keys // V, weights=N_bc, minlength=V)            # N(·b·)
     T_b = np.bincount(bc_keys // V, minlength=V).astype(np.float64)       # distinct c after b
     bigrams = np.unique(train[:-1] * V + train[1:])
-    N_c = np.bincount(bigrams % V, minlength=V).astype(np.float64)        # N(·c): distinct b before c
+    N_c = np.bincount(bigrams % V, minlength=V).astype(np.float64)  # N(·c): distinct b before c
     N_all, T_all = N_c.sum(), float((N_c > 0).sum())
     p1 = np.maximum(N_c - D, 0) / N_all + D * T_all / N_all / V           # (V,)
     ab_keys, inv = np.unique(tri // V, return_inverse=True)
@@ -102,6 +103,7 @@ def kneser_ney_trigram_nll(train, val, vocab_size: int, discount: float = 0.75) 
                   + D * T_b[b] / np.maximum(Nb, 1) * p1[c], p1[c])
     nab = _lookup(ab_keys, n_ab, a * V + b).astype(np.float64)
     tab = _lookup(ab_keys, T_ab, a * V + b).astype(np.float64)
-    p3 = np.where(nab > 0, np.maximum(_lookup(tri, n_abc, (a * V + b) * V + c) - D, 0) / np.maximum(nab, 1)
+    p3 = np.where(nab > 0,
+                  np.maximum(_lookup(tri, n_abc, (a * V + b) * V + c) - D, 0) / np.maximum(nab, 1)
                   + D * tab / np.maximum(nab, 1) * p2, p2)
     return float(-np.log(p3).mean())

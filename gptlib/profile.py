@@ -11,7 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["PROFILE_ENV", "Profile", "detect_device", "get_profile", "seed_everything"]
+__all__ = [
+    "PROFILE_ENV", "Profile", "detect_device", "get_profile", "seed_everything", "run_profile",
+    "PEAK_FLOPS", "peak_flops",
+]
 
 
 # from chapters/00_setup.ipynb, cell 1
@@ -26,14 +29,14 @@ class Profile:
     compile: bool        # whether training should use torch.compile
 
     def pick(self, cpu, gpu):
-        """The CPU-sized value under the cpu profile, the GPU-sized one otherwise: `P.pick(cpu=2, gpu=12)`."""
+        """The CPU-sized value under the cpu profile, else the GPU one: `P.pick(cpu=2, gpu=12)`."""
         return cpu if self.name == "cpu" else gpu
 
     def autocast(self):
         """A context that runs matmuls in `self.dtype` (a no-op for float32)."""
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device, dtype=self.dtype)
+        return torch.autocast(device_type=torch.device(self.device).type, dtype=self.dtype)
 
 
 def detect_device() -> str:
@@ -68,3 +71,51 @@ def seed_everything(seed: int = 1337) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+# from chapters/00_setup.ipynb, cell 7
+def run_profile(device: str = "auto", dtype: str = "auto", compile: str = "auto") -> Profile:
+    """The profile of one training run: `get_profile()` with a run's overrides applied.
+
+    device "auto" (the run profile's device), "cpu", "cuda", "cuda:1" or "mps"; dtype "auto"
+    (bfloat16 on CUDA where supported, else float32), "float32" or "bfloat16"; compile "auto" (on
+    CUDA), "yes" or "no". Under torchrun a CUDA run uses the GPU of its local rank (one GPU per
+    process)."""
+    for name, value, choices in (("dtype", dtype, ("auto", "float32", "bfloat16")),
+                                 ("compile", compile, ("auto", "yes", "no"))):
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    dev = get_profile().device if device == "auto" else device
+    try:
+        kind = torch.device(dev).type
+    except RuntimeError:
+        raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {device!r}") from None
+    if kind == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        dev = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    if dtype == "auto":
+        bf16 = kind == "cuda" and torch.cuda.is_bf16_supported()
+        amp = torch.bfloat16 if bf16 else torch.float32
+    else:
+        amp = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    on = compile == "yes" or (compile == "auto" and kind == "cuda")
+    return Profile("cpu" if kind == "cpu" else "gpu", dev, amp, on)
+
+
+# dense bfloat16 tensor-core peaks from the datasheets, in FLOP/s. Matched against the device name
+# most specific key first (the longest), so "L40S" is never read as "L4" and an H100 PCIe not as
+# the SXM part.
+PEAK_FLOPS = {"A10": 125e12, "A10G": 70e12, "A100": 312e12, "H100": 989e12, "H100 NVL": 835e12,
+              "H100 PCIe": 756e12, "H200": 989e12, "GH200": 989e12, "L4": 121e12, "L40": 181e12,
+              "L40S": 362e12, "4090": 165e12}
+
+
+def peak_flops(device_name: str, dtype: torch.dtype) -> float | None:
+    """The datasheet's dense bfloat16 peak of a CUDA device called `device_name`, or None where MFU
+    would be a guess: an unknown device, a CPU, or float32 (gptlib never enables TF32, and the
+    float32 peak is a different, much lower number). Then report tokens/s alone."""
+    if dtype != torch.bfloat16:
+        return None
+    for key in sorted(PEAK_FLOPS, key=len, reverse=True):
+        if key in device_name:
+            return PEAK_FLOPS[key]
+    return None

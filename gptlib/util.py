@@ -15,7 +15,7 @@ import torch
 __all__ = ["INDEX_DTYPES", "is_int", "is_real", "check_index_tensor", "atomic_path"]
 
 
-# from chapters/00_setup.ipynb, cell 7
+# from chapters/00_setup.ipynb, cell 10
 #: integer dtypes that may index an embedding table or a vocabulary
 INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.uint8)
 
@@ -34,7 +34,8 @@ def check_index_tensor(x: object, name: str) -> None:
     """Raise a TypeError naming `name` unless `x` is a tensor of an integer index dtype."""
     if not isinstance(x, torch.Tensor) or x.dtype not in INDEX_DTYPES:
         got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
-        raise TypeError(f"{name} must be a tensor of token ids (int64, int32, int16 or uint8), got {got}; "
+        raise TypeError(f"{name} must be a tensor of token ids (int64, int32, int16 or uint8), "
+                        f"got {got}; "
                         f"convert with torch.as_tensor(ids, dtype=torch.long)")
 
 
@@ -42,14 +43,15 @@ def check_index_tensor(x: object, name: str) -> None:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a hidden temporary sibling of `path`; write a file or fill a folder there.
 
-    On success it is renamed to `path` in one step (a reader never sees half a file or folder); on an
-    error it is removed and `path` is untouched. A folder replaces only a missing or empty folder."""
+    On success it is renamed to `path` in one step (a reader never sees half a file or folder); on
+    an error it is removed and `path` is untouched. A folder replaces only a missing or empty
+    folder."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
         yield tmp
         if tmp.is_dir() and path.is_dir() and not any(path.iterdir()):
-            path.rmdir()                                   # os.replace cannot replace a folder, even an empty one
+            path.rmdir()  # os.replace cannot replace a folder, even an empty one
         os.replace(tmp, path)
     finally:
         if tmp.is_dir():

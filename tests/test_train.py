@@ -15,7 +15,12 @@ import torch
 import torch.nn.functional as F
 
 import gptlib
+from gptlib import checkpoint as C
+from gptlib import loss as L
+from gptlib import optim as O
+from gptlib import pretrain as PT
 from gptlib import train as T
+from gptlib import trainconfig as TC
 from gptlib.data import write_shard
 from gptlib.model import GPT, GPTConfig
 
@@ -61,11 +66,11 @@ def test_linear_cross_entropy_equals_the_plain_route_with_gradients(chunk):
     y[0, :5] = -100                                                   # ignored positions
     want = F.cross_entropy((h @ w.t()).flatten(0, 1), y.flatten(), ignore_index=-100)
     gw = torch.autograd.grad(want, (h, w))
-    got = T.linear_cross_entropy(h, w, y, chunk_size=chunk)
+    got = L.linear_cross_entropy(h, w, y, chunk_size=chunk)
     gg = torch.autograd.grad(got, (h, w))
     assert torch.allclose(got, want, atol=1e-5)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(gg, gw))
-    assert torch.allclose(T.plain_cross_entropy(h, w, y), want, atol=1e-5)
+    assert torch.allclose(L.plain_cross_entropy(h, w, y), want, atol=1e-5)
 
 
 def test_linear_cross_entropy_does_no_gradient_work_under_no_grad():
@@ -76,25 +81,25 @@ def test_linear_cross_entropy_does_no_gradient_work_under_no_grad():
 
     def flops():
         with FlopCounterMode(display=False) as c:
-            T.linear_cross_entropy(h, w, y)
+            L.linear_cross_entropy(h, w, y)
         return c.get_total_flops()
 
     with_grad = flops()
     with torch.no_grad():
         no_grad = flops()
-        value = T.linear_cross_entropy(h, w, y)
+        value = L.linear_cross_entropy(h, w, y)
     assert with_grad == 3 * 2 * 256 * 500 * 32 and no_grad == 2 * 256 * 500 * 32
     assert not value.requires_grad and torch.allclose(value, F.cross_entropy(h @ w.t(), y))
 
 
 def test_linear_cross_entropy_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="linear_cross_entropy needs"):
-        T.linear_cross_entropy(torch.randn(4, 8), torch.randn(10, 9), torch.zeros(4, dtype=torch.long))
+        L.linear_cross_entropy(torch.randn(4, 8), torch.randn(10, 9), torch.zeros(4, dtype=torch.long))
 
 
 def test_default_routes_per_device():
-    assert T.default_loss_route("cpu") == "chunked"
-    assert T.default_loss_route("cuda") == "plain" and T.default_loss_route("cuda:1") == "plain"
+    assert L.default_loss_route("cpu") == "plain"
+    assert L.default_loss_route("cuda") == "plain" and L.default_loss_route("cuda:1") == "plain"
 
 
 def test_the_trainer_loss_matches_gpt_logits_whatever_gpt_loss_does():
@@ -103,38 +108,38 @@ def test_the_trainer_loss_matches_gpt_logits_whatever_gpt_loss_does():
     x = torch.randint(64, (2, 8))
     want = F.cross_entropy(m(x).flatten(0, 1), x.flatten())
     for route in ("plain", "chunked"):
-        assert torch.allclose(T._LossModel(m, route)(x, x), want, atol=1e-6)
+        assert torch.allclose(PT._LossModel(m, route)(x, x), want, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------ optimizer, schedule
 def test_param_groups_and_fused_choice():
     m = GPT(GPTConfig(vocab_size=64, block_size=8, n_layer=2, n_head=2, n_embd=16))
-    decay, plain = T.param_groups(m, 0.1)
+    decay, plain = O.param_groups(m, 0.1)
     assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in plain["params"])
     assert len(decay["params"]) + len(plain["params"]) == len(list(m.parameters()))
-    opt = T.configure_optimizer(m, 1e-3, device="cpu")
+    opt = O.configure_optimizer(m, 1e-3, device="cpu")
     assert not opt.defaults["fused"]
 
 
 def test_lr_schedule_shape():
-    lrs = [T.lr_at(s, 1.0, 10, 100, 0.1) for s in range(120)]
+    lrs = [O.lr_at(s, 1.0, 10, 100, 0.1) for s in range(120)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0) and lrs[10] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:])) and lrs[100] == lrs[119] == 0.1
 
 
 def test_bits_per_char():
-    assert T.bits_per_char(math.log(2), 10, 10) == pytest.approx(1.0)
-    assert T.bits_per_char(math.log(2), 10, 20) == pytest.approx(0.5)
+    assert L.bits_per_char(math.log(2), 10, 10) == pytest.approx(1.0)
+    assert L.bits_per_char(math.log(2), 10, 20) == pytest.approx(0.5)
 
 
 def test_window_sampler_covers_each_window_once_per_epoch_and_is_a_function_of_the_index():
-    s = T.WindowSampler(1000, 16, seed=3)
+    s = PT.WindowSampler(1000, 16, seed=3)
     first = s.starts(0, s.per_epoch)
     offsets = {x % 16 for x in first}
     assert len(offsets) == 1 and len(set(first)) == s.per_epoch
     assert max(first) + 17 <= 1000
-    assert T.WindowSampler(1000, 16, seed=3).starts(70, 5) == s.starts(70, 5)
-    assert T.WindowSampler(1000, 16, seed=4).starts(0, 10) != first[:10]
+    assert PT.WindowSampler(1000, 16, seed=3).starts(70, 5) == s.starts(70, 5)
+    assert PT.WindowSampler(1000, 16, seed=4).starts(0, 10) != first[:10]
 
 
 # ------------------------------------------------------------------------------------------ config validation
@@ -220,20 +225,20 @@ def test_resume_with_no_checkpoint(tmp_path, capsys, shards):
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys, shards, monkeypatch):
     calls = {"n": 0}
-    real = T.LOSS_ROUTES["chunked"]
+    real = L.LOSS_ROUTES["plain"]
 
     def poisoned(h, w, y, *a, **k):
         calls["n"] += 1
         loss = real(h, w, y, *a, **k)
         return loss * float("nan") if calls["n"] > 5 else loss
 
-    monkeypatch.setitem(T.LOSS_ROUTES, "chunked", poisoned)
+    monkeypatch.setitem(L.LOSS_ROUTES, "plain", poisoned)
     out = tmp_path / "run"
     code, err = run_main(capsys, *TINY, "--data", shards, "--max-steps", "8", "--ckpt-every", "2",
                          "--eval-every", "0", "--out", out)
     assert code == 2 and "the loss became nan at step" in err and "step-000004" in err and "is kept" in err
-    assert [p.name for p in T.list_checkpoints(out)] == ["step-000002", "step-000004"]
-    T.verify_checkpoint(out / "checkpoints" / "step-000004")
+    assert [p.name for p in C.list_checkpoints(out)] == ["step-000002", "step-000004"]
+    C.verify_checkpoint(out / "checkpoints" / "step-000004")
     assert not (out / "final").exists()
 
 
@@ -242,7 +247,7 @@ def test_corrupted_or_truncated_checkpoint_is_refused_with_the_fallback(tmp_path
     out = tmp_path / "run"
     base = [*TINY, "--data", shards, "--max-steps", "6", "--ckpt-every", "2", "--keep-last", "2", "--out", out]
     assert run_main(capsys, *base)[0] == 0
-    assert [p.name for p in T.list_checkpoints(out)] == ["step-000004", "step-000006"]   # keep the last K
+    assert [p.name for p in C.list_checkpoints(out)] == ["step-000004", "step-000006"]   # keep the last K
     state = torch.load(out / "checkpoints" / "step-000006" / "trainer_state.pt", weights_only=True)
     assert state["step"] == 6 and state["samples_seen"] == 48 and set(state["rng"][0]) == {"python", "numpy",
                                                                                              "torch", "cuda"}
@@ -258,8 +263,8 @@ def test_corrupted_or_truncated_checkpoint_is_refused_with_the_fallback(tmp_path
     code, err = run_main(capsys, *base, "--resume")
     assert code == 2 and "truncated" in err and "step-000004" in err
     (out / "checkpoints" / "step-000006" / "manifest.json").unlink()
-    with pytest.raises(T.CheckpointError, match="no manifest"):
-        T.verify_checkpoint(out / "checkpoints" / "step-000006")
+    with pytest.raises(C.CheckpointError, match="no manifest"):
+        C.verify_checkpoint(out / "checkpoints" / "step-000006")
 
 
 def test_checkpoint_loading_never_unpickles_code(tmp_path):
@@ -268,10 +273,10 @@ def test_checkpoint_loading_never_unpickles_code(tmp_path):
             return (os.system, ("echo pwned",))
 
     m = GPT(GPTConfig(vocab_size=64, block_size=8, n_layer=1, n_head=2, n_embd=16))
-    opt = T.configure_optimizer(m, 1e-3)
-    folder = T.save_checkpoint(tmp_path / "checkpoints" / "step-000001", m, opt, {"step": 1, "evil": Evil()})
+    opt = O.configure_optimizer(m, 1e-3)
+    folder = C.save_checkpoint(tmp_path / "checkpoints" / "step-000001", m, opt, {"step": 1, "evil": Evil()})
     with pytest.raises(Exception, match="(?i)weights_only|unsupported|not an allowed"):
-        T.load_checkpoint(folder, m, opt)
+        C.load_checkpoint(folder, m, opt)
 
 
 # ------------------------------------------------------------------------------------------ DDP and exact resume
@@ -279,12 +284,9 @@ def test_torchrun_two_processes_log_the_same_losses_as_one(tmp_path, shards):
     args = [*TINY, "--data", str(shards), "--max-steps", "5", "--grad-accum", "2", "--set", "dropout=0.0"]
     cli(*args, "--out", str(tmp_path / "one"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                        str(port), "-m", "gptlib.train", *args, "--out", str(tmp_path / "two")],
+    # --standalone: torchrun picks a free port itself (no window between choosing a port and binding it)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        "-m", "gptlib.train", *args, "--out", str(tmp_path / "two")],
                        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "cpu x2" in r.stdout
@@ -304,12 +306,13 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, shards):
     out = tmp_path / "killed"
     p = subprocess.Popen([sys.executable, "-m", "gptlib.train", *args, "--out", str(out)], env=env, cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (out / "checkpoints" / "step-000008").exists() and time.time() < deadline and p.poll() is None:
+    deadline = time.time() + 300                     # any checkpoint will do: keep_last deletes old ones
+    while not C.list_checkpoints(out) and time.time() < deadline and p.poll() is None:
         time.sleep(0.02)
     p.send_signal(signal.SIGKILL)
     p.wait()
     assert not (out / "final").exists(), "the run finished before it could be killed"
+    assert C.list_checkpoints(out), "killed before its first checkpoint"
     r = cli(*args, "--out", str(out), "--resume")
     assert "steps " in r.stdout and "->40" in r.stdout and "steps 0->" not in r.stdout
     a = (tmp_path / "straight" / "final" / "model.safetensors").read_bytes()
@@ -344,7 +347,7 @@ def test_shipped_model_reproduces_its_card():
     tok = BPETokenizer.load(SHIPPED / "shakespeare-1024.json")
     _, val = split_by_play(load_plays(), VAL_PLAYS)
     model = GPT.from_pretrained(SHIPPED)
-    got = T.eval_loss(model, encode_plays(val, tok), max_windows=64)
+    got = L.eval_loss(model, encode_plays(val, tok), max_windows=64)
     assert abs(got - want) < 1e-3, (got, want)
     assert sum(f.stat().st_size for f in SHIPPED.iterdir()) < 25e6
     cfg = json.loads((SHIPPED / "train_config.json").read_text())
@@ -427,3 +430,63 @@ def test_a_task_needs_a_model_and_enough_examples():
     model = GPT(GPTConfig(vocab_size=64, block_size=16, n_layer=1, n_head=2, n_embd=32))
     with pytest.raises(ValueError, match="at least 8 training examples"):
         T.Trainer(cfg, model=model, task=task, write=False, verbose=False)
+
+
+def test_ctrl_c_writes_a_checkpoint_says_how_to_continue_and_resume_finishes_the_same_run(tmp_path, shards):
+    args = [*TINY, "--data", str(shards), "--max-steps", "400", "--ckpt-every", "0", "--eval-every", "0",
+            "--set", "dropout=0.0"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "gptlib.train", *args, "--out", str(out)], env=env, cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    log = out / "log.jsonl"
+    while (not log.exists() or len(log.read_text().splitlines()) < 3) and time.time() < deadline \
+            and p.poll() is None:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=300)
+    assert p.returncode == 130, stderr
+    assert "Traceback" not in stderr and "stopped by SIGINT at step" in stderr and "--resume" in stderr
+    [ckpt] = C.list_checkpoints(out)
+    step = int(ckpt.name.split("-")[1])
+    assert 3 <= step < 400 and f"checkpoint written to {ckpt}" in stderr
+    command = stderr.split("Continue with: ")[1].split()
+    assert command[:3] == ["python", "-m", "gptlib.train"]
+    r = cli(*command[3:], "--max-steps", "400")
+    assert f"steps {step}->400" in r.stdout and f"wrote {out}" in r.stdout
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == list(range(1, 401))
+
+
+def test_a_runs_final_folder_works_in_a_plain_transformers_pipeline(tmp_path, capsys, shards):
+    import transformers
+    out = tmp_path / "run"
+    assert run_main(capsys, *TINY, "--data", shards, "--max-steps", "2", "--out", out)[0] == 0
+    for name in ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json",
+                 "generation_config.json"):
+        assert (out / "final" / name).exists(), name
+    transformers.logging.set_verbosity_error()
+    generate = transformers.pipeline("text-generation", model=str(out / "final"), device="cpu")
+    text = generate("ROMEO:\n", do_sample=False)[0]["generated_text"]    # no max_new_tokens: the defaults
+    assert text.startswith("ROMEO:\n") and len(text) > len("ROMEO:\n")
+    tok = transformers.AutoTokenizer.from_pretrained(out / "final")
+    from gptlib.tokenizer import course_tokenizer
+    assert tok("To be, or not")["input_ids"] == course_tokenizer().encode_ordinary("To be, or not")
+
+
+def test_help_says_what_the_presets_are_and_every_field_has_a_flag():
+    from dataclasses import fields
+    text = TC.build_parser().format_help()
+    for name in ("nano", "micro", "mini"):
+        assert f"{name}: " in " ".join(text.split()), name
+    for f in fields(T.TrainConfig):
+        assert f.metadata.get("flag", "--" + f.name.replace("_", "-")) in text, f.name
+
+
+def test_the_shipped_config_names_no_machine_path_and_its_card_no_issue():
+    cfg = json.loads((SHIPPED / "train_config.json").read_text())
+    assert not Path(cfg["out"]).is_absolute() and not any(
+        isinstance(v, str) and v.startswith("/") for v in cfg.values())
+    card = (SHIPPED / "README.md").read_text()
+    assert "issue" not in card.lower()
+    T.TrainConfig.from_json((SHIPPED / "train_config.json").read_text())    # still a valid config
