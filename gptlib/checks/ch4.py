@@ -327,7 +327,6 @@ def _hs_variant(model, idx, *, positions: bool = True, offset: int = 0, rotary: 
 def check_hidden_states(hidden_states: Callable) -> None:
     """hidden_states(model, idx) equals model.hidden_states(idx) for every position scheme, lengths 1..block_size,
     dropout in eval() mode, and sends the same gradients to the weights; it must not call the model itself."""
-    from gptlib.checks import CheckFailed
     from gptlib.model import GPT, GPTConfig
     from gptlib.position import POSITIONS
 
