@@ -4,7 +4,7 @@ Every module except this file and `gptlib.checks` is written by `make export` fr
     profile      (Chapter 0)  run profiles and the hardware policy: device, dtype, autocast, compile
     util         (Chapter 0)  integer guards and atomic writes every chapter uses
     bpe          (Chapter 1)  byte-level BPE: pair counts, merges, training, encoding a chunk
-    tokenizer    (Chapter 1)  BPETokenizer, GPT-2's tokenizer offline, Tokenizer protocol, one loader
+    tokenizer    (Chapter 1)  BPETokenizer, GPT-2's tokenizer offline, Tokenizer protocol, a loader
     tokenizer_hf (Chapter 1)  tokenizers in Hugging Face's GPT-2 format (vocab.json, merges.txt)
     data         (Chapter 1)  the Shakespeare corpus, splits by play, token windows and shards
     attention    (Chapter 2)  scaled dot-product and multi-head attention
