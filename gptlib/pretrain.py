@@ -6,57 +6,21 @@ exact)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-import gptlib
 from gptlib.data import VAL_PLAYS, encode_plays, load_plays, load_shard, split_by_play
 from gptlib.loss import LOSS_ROUTES, windows
 from gptlib.model import GPT
-from gptlib.tokenizer import BPETokenizer, gpt2_tokenizer
+from gptlib.tokenizer import Tokenizer
 
-__all__ = [
-    "TOKENIZERS", "Tokenizer", "vocab_size", "load_tokenizer", "load_tokens", "WindowSampler",
-    "Task", "LMTask", "sample_text",
-]
+__all__ = ["TOKENIZERS", "load_tokens", "WindowSampler", "Task", "LMTask", "sample_text"]
 
 
 # from chapters/05_pretraining.ipynb, cell 36
 TOKENIZERS = ("course", "gpt2")
-
-
-class Tokenizer(Protocol):
-    """What training needs from a tokenizer: our BPETokenizer and tiktoken's Encoding both have
-    it."""
-    @property
-    def eot_token(self) -> int: ...
-
-    def encode_ordinary(self, text: str) -> list[int]: ...
-
-    def decode(self, tokens: list[int]) -> str: ...
-
-
-def vocab_size(tokenizer: Tokenizer) -> int:
-    """The number of token ids (BPETokenizer.vocab_size; tiktoken calls it n_vocab)."""
-    if isinstance(tokenizer, BPETokenizer):
-        return tokenizer.vocab_size
-    return int(cast(Any, tokenizer).n_vocab)
-
-
-def load_tokenizer(name: str) -> Tokenizer:
-    """"course" (data/tokenizers/shakespeare-1024.json), "gpt2" (tiktoken, offline) or a
-    BPETokenizer .json."""
-    if name == "gpt2":
-        return gpt2_tokenizer()
-    course = gptlib.DATA_DIR / "tokenizers" / "shakespeare-1024.json"
-    path = Path(course) if name == "course" else Path(name)
-    if not path.exists():
-        raise FileNotFoundError(f"tokenizer file {path} is missing: use --tokenizer course or "
-                                "gpt2, or rebuild the course tokenizer (data/README.md says how)")
-    return BPETokenizer.load(path)
 
 
 def load_tokens(data: str | None, tokenizer: Tokenizer) -> tuple[np.ndarray, np.ndarray]:
@@ -207,7 +171,7 @@ def sample_text(model: GPT, tokenizer: Tokenizer, prompt: str = "\n", tokens: in
     device = next(model.parameters()).device
     g = torch.Generator(device=device).manual_seed(0)
     idx = torch.tensor([tokenizer.encode_ordinary(prompt)], device=device)
-    V = vocab_size(tokenizer)
+    V = tokenizer.n_vocab
     for _ in range(tokens):
         logits = model(idx[:, -model.config.block_size:])[0, -1, :V].float() / temperature
         v, i = logits.topk(min(top_k, V))

@@ -13,8 +13,7 @@ from typing import Any, cast
 
 import gptlib
 from gptlib.checkpoint import CheckpointError, latest_checkpoint
-from gptlib.pretrain import Tokenizer
-from gptlib.tokenizer import BPETokenizer
+from gptlib.tokenizer import Tokenizer, BPETokenizer
 from gptlib.trainconfig import RESUME_FREE, TrainConfig
 
 __all__ = ["open_run_dir", "start_log", "save_final"]

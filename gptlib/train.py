@@ -28,9 +28,10 @@ from gptlib.checkpoint import (
 from gptlib.loss import default_loss_route
 from gptlib.model import GPT, flops_per_token
 from gptlib.optim import configure_optimizer, lr_at, param_groups
-from gptlib.pretrain import LMTask, Task, load_tokenizer, load_tokens, sample_text, vocab_size
+from gptlib.pretrain import LMTask, Task, load_tokens, sample_text
 from gptlib.profile import peak_flops, run_profile
 from gptlib.runfolder import open_run_dir, save_final, start_log
+from gptlib.tokenizer import load_tokenizer
 from gptlib.trainconfig import TrainConfig, build_parser, config_from_args
 
 __all__ = ["TrainingStopped", "TrainingInterrupted", "Trainer", "train", "main"]
@@ -118,7 +119,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # the same weights on every rank
         if model is None:
             model = (GPT.from_pretrained(cfg.init_from, **cfg.set) if cfg.init_from
-                     else GPT(cfg.model_config(vocab_size(self.tokenizer))))
+                     else GPT(cfg.model_config(self.tokenizer.n_vocab)))
         model = model.to(self.device)
         if task is None:
             route = cfg.loss if cfg.loss != "auto" else default_loss_route(str(self.device))

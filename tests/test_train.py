@@ -184,7 +184,7 @@ def test_cli_help_documents_every_flag():
     (["--set", "n_layers=2"], "unknown model setting"), (["--set", "dropout"], "--set takes KEY=VALUE"),
     (["--batch-size", "12", "--grad-accum", "5"], "must split evenly"),
     (["--batch-size", "4096"], "more than the"),
-    (["--tokenizer", "nowhere/tok.json"], "tokenizer file"),
+    (["--tokenizer", "nowhere/tok.json"], "no tokenizer"),
 ])
 def test_cli_rejects_bad_input(tmp_path, capsys, shards, argv, message):
     code, err = run_main(capsys, *TINY, "--data", shards, "--max-steps", "2", "--out", tmp_path / "r", *argv)
