@@ -11,9 +11,8 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, cast
 
-import gptlib
 from gptlib.checkpoint import CheckpointError, latest_checkpoint
-from gptlib.tokenizer import Tokenizer, BPETokenizer
+from gptlib.tokenizer import Tokenizer, course_tokenizer_path, BPETokenizer
 from gptlib.trainconfig import RESUME_FREE, TrainConfig
 
 __all__ = ["open_run_dir", "start_log", "save_final"]
@@ -83,7 +82,6 @@ def save_final(folder: Path, model: Any, tokenizer: Tokenizer, tokenizer_name: s
         save_model(model, str(folder / "model.safetensors"))
         (folder / "gptlib_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     if tokenizer_name != "gpt2":
-        course = gptlib.DATA_DIR / "tokenizers" / "shakespeare-1024.json"
-        src = course if tokenizer_name == "course" else Path(tokenizer_name)
+        src = course_tokenizer_path() if tokenizer_name == "course" else Path(tokenizer_name)
         if src.exists():
             shutil.copyfile(src, folder / src.name)  # our BPETokenizer's own file
