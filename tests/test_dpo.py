@@ -6,7 +6,7 @@ import torch
 
 import gptlib
 from gptlib.data import load_plays
-from gptlib.finetune import DPOTask, dpo_loss, preference_pairs, response_logprobs
+from gptlib.dpo import DPOTask, dpo_loss, preference_pairs, response_logprobs
 from gptlib.model import GPT, GPTConfig
 from gptlib.tokenizer import course_tokenizer
 

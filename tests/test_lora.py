@@ -1,4 +1,4 @@
-"""gptlib.finetune's LoRA: peft interop both ways on random configs, merge/unmerge, init, save/load, bad input.
+"""gptlib.lora and gptlib.lora_io: peft interop both ways on random configs, merge/unmerge, init, save/load, bad input.
 
 The configs, ranks, scales, dropouts and target sets are drawn from a seeded RNG (not chosen by hand); the target
 pool includes "c_proj", which names a layer in both the attention and the MLP of every block."""
@@ -13,8 +13,9 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import GPT2LMHeadModel
 from transformers.utils import logging as hf_logging
 
-from gptlib.finetune import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, LoRALinear, add_lora, load_lora, lora_layers,
-                             merge_lora, remove_lora, save_lora, trainable_parameters, unmerge_lora)
+from gptlib.lora import (LoRALinear, add_lora, lora_layers, merge_lora, remove_lora, trainable_parameters,
+                         unmerge_lora)
+from gptlib.lora_io import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_lora, save_lora
 from gptlib.model import GPT, GPTConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
