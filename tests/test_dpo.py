@@ -1,4 +1,5 @@
 """Chapter 6's preference tuning: the DPO loss, sequence log-probabilities (against transformers), the pairs."""
+import copy
 import math
 
 import pytest
@@ -38,6 +39,37 @@ def test_dpo_loss_is_log2_at_the_reference_and_has_the_analytic_gradient():
     want = -beta * torch.sigmoid(-z.detach()) / len(z)                             # d/d log pi(chosen)
     assert torch.allclose(gc, want) and torch.allclose(gr, -want)
     assert torch.allclose(chosen, beta * (pc - rc).detach()) and torch.allclose(rejected, beta * (pr - rr).detach())
+
+
+def test_dpo_loss_by_hand_away_from_the_reference():
+    # the policy raised the chosen answer by 1 nat and lowered the rejected one by 1 nat: margin beta * 2
+    loss, chosen, rejected = dpo_loss(torch.tensor([-1.0]), torch.tensor([-3.0]), torch.tensor([-2.0]),
+                                      torch.tensor([-2.0]), beta=0.5)
+    assert float(loss) == pytest.approx(math.log1p(math.exp(-1.0)))     # -log sigmoid(1); swapped: 1.313
+    assert (float(chosen), float(rejected)) == (0.5, -0.5)
+
+
+def test_a_few_dpo_steps_raise_the_chosen_minus_rejected_margin(tok, plays):
+    """Away from policy = reference: a DPO step must move log pi(chosen) - log pi(rejected) up (a task that
+    swapped chosen and rejected moves it down, and is still log 2 at the start)."""
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=32, dropout=0.0)
+    model = GPT(cfg)
+    pairs = preference_pairs(plays, tok, n=8, seed=0, context_lines=2, max_tokens=64)
+    task = DPOTask(pairs[:6], pairs[6:], tok, reference=copy.deepcopy(model), beta=0.5)
+    x, y, ref = task.batch("train", list(range(6)))
+    loss_fn = task.loss_module(model)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(5):
+        opt.zero_grad()
+        loss_fn(x, y, ref).backward()
+        opt.step()
+    with torch.no_grad():
+        lp = response_logprobs(model, x, y)
+        loss = float(loss_fn(x, y, ref))
+    margin = (lp[:6] - lp[6:]) - (ref[:, 0] - ref[:, 1])                # chosen rows come first in a batch
+    assert float(margin.mean()) > 0.5 and int((margin > 0).sum()) >= 5
+    assert loss < math.log(2) - 0.1
 
 
 def test_dpo_loss_rejects_a_non_positive_beta():

@@ -147,7 +147,43 @@ def test_dropout_only_in_train_and_only_on_the_lora_path():
     torch.manual_seed(1)
     assert not torch.equal(a, model(x))
     model.eval()
-    assert torch.equal(model(x), model(x))
+    with torch.no_grad():
+        ref = copy.deepcopy(model)
+        for layer in lora_layers(ref).values():
+            layer.lora_dropout = torch.nn.Identity()                  # the reference has no dropout at all
+        assert torch.equal(model(x), ref(x))                          # eval: no mask and no rescale
+
+
+def _by_formula(layer, x, mask=None):
+    """base(x) + (alpha / r) · B A (mask · x), written from the definition, not with the layer's forward."""
+    xa = x if mask is None else x * mask
+    A, B = layer.lora_A.weight, layer.lora_B.weight
+    return torch.nn.functional.linear(x, layer.base.weight, layer.base.bias) + \
+        (layer.alpha / layer.r) * (xa @ A.T @ B.T)
+
+
+def test_a_lora_layer_is_base_plus_alpha_over_r_times_BA_in_eval_train_and_merged():
+    torch.manual_seed(0)
+    layer = LoRALinear(torch.nn.Linear(6, 5), r=2, alpha=3.0, dropout=0.5)   # alpha / r = 1.5, not 2 / 3
+    torch.nn.init.normal_(layer.lora_B.weight)
+    x = torch.randn(4, 6)
+    with torch.no_grad():
+        layer.eval()
+        assert torch.allclose(layer(x), _by_formula(layer, x), atol=1e-6)       # eval: no dropout, no rescale
+        layer.train()
+        torch.manual_seed(3)
+        y = layer(x)
+        torch.manual_seed(3)                                    # the same draw: dropout's mask of 0s and 1 / (1 - p)
+        mask = torch.nn.functional.dropout(torch.ones_like(x), 0.5, training=True)
+        assert torch.allclose(y, _by_formula(layer, x, mask), atol=1e-6)
+        layer.eval()
+        want = _by_formula(layer, x)
+        w0 = layer.base.weight.clone()
+        layer.merge()
+        assert torch.allclose(layer.base.weight, w0 + 1.5 * layer.lora_B.weight @ layer.lora_A.weight, atol=1e-6)
+        assert torch.allclose(layer(x), want, atol=1e-5)                       # merged: the update counted once
+        layer.unmerge()
+        assert torch.allclose(layer.base.weight, w0, atol=1e-6) and torch.allclose(layer(x), want, atol=1e-5)
 
 
 def test_save_load_round_trip_and_remove_lora(tmp_path):
