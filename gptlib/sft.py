@@ -24,7 +24,7 @@ from gptlib.train import Task
 __all__ = [
     "SFT_TASKS", "Instruction", "instruction_examples", "split_instructions", "SFT_USER", "SFT_ASSISTANT",
     "sft_tokenizer", "sft_extend_vocab", "sft_prompt_ids", "encode_instruction", "mask_prompt", "collate_sft",
-    "SFTLoss", "SFTTask", "greedy_sft",
+    "SFTLoss", "SFTTask", "greedy_sft", "instruction_options", "option_logprobs",
 ]
 
 
@@ -335,3 +335,40 @@ def _plain_prompt(ex: Instruction, shots: tuple[Instruction, ...] | list[Instruc
       "follows ` `."""
     solved = "".join(f"Question: {s.instruction}\n{s.input}\nAnswer: {s.answer}\n\n" for s in shots)
     return f"{solved}Question: {ex.instruction}\n{ex.input}\nAnswer:"
+
+
+# from chapters/06_finetuning.ipynb, cell 106
+def instruction_options(ex: Instruction) -> list[str]:
+    """The answers a multiple-choice example offers, in the order its prompt gives them: the
+    excerpt's speakers (who_said), the three names (speaker), or "A" and "B" (next_line)."""
+    if ex.task == "who_said":
+        names = [line[2:].split(":")[0] for line in ex.input.split("\n") if line.startswith("- ")]
+        return list(dict.fromkeys(names))                     # each speaker once, in order
+    if ex.task == "speaker":
+        return ex.input.split("\n")[0].removeprefix("Choices: ").split(", ")
+    if ex.task == "next_line":
+        return ["A", "B"]
+    raise ValueError(f"task {ex.task!r} is not multiple choice (its answer is free text): score it "
+                     "by exact match; the choice tasks are who_said, speaker and next_line")
+
+
+@torch.no_grad()
+def option_logprobs(model: GPT, prompt: list[int], options: list[list[int]]) -> list[float]:
+    """log p(option | prompt) for each option: the sum of its tokens' log-probabilities, as
+    evaluation harnesses score multiple choice. Each prompt + option must fit in the context."""
+    T = model.config.block_size
+    if not prompt or not options or any(not o for o in options):
+        raise ValueError("option_logprobs needs a non-empty prompt and non-empty options")
+    if len(prompt) + max(len(o) for o in options) - 1 > T:
+        raise ValueError(f"prompt ({len(prompt)} tokens) + the longest option "
+                         f"({max(len(o) for o in options)}) exceed the context block_size={T}: "
+                         "shorten the prompt (fewer shots); an option is never cut")
+    device = next(model.parameters()).device
+    x, y, _ = collate_sft([(prompt + o, len(prompt)) for o in options], pad_id=0)   # right-padded
+    was_training = model.training
+    model.eval()
+    logp = model(x.to(device)).float().log_softmax(-1)               # (n_options, L, V)
+    model.train(was_training)
+    y = y.to(device)
+    picked = logp.gather(-1, y.clamp(min=0)[..., None])[..., 0]      # (n_options, L)
+    return (picked * (y != -100)).sum(-1).tolist()                   # the option's tokens only

@@ -217,3 +217,33 @@ def test_hf_round_trip_with_the_added_special_tokens(tok, tmp_path):
     x = torch.tensor([ids, ids[::-1]])
     with torch.no_grad():
         assert (model(x) - hf(x).logits).abs().max() <= 1e-5
+
+
+# ------------------------------------------------------------------------------------ multiple-choice scoring
+def test_instruction_options_offer_the_answer_hand_checked():
+    ex = sft.Instruction("speaker", "Which of these characters says the line?",
+                         "Choices: HAMLET, HORATIO, OPHELIA\nLine: Good night, sweet prince", "HORATIO", "hamlet")
+    assert sft.instruction_options(ex) == ["HAMLET", "HORATIO", "OPHELIA"]
+    ex = sft.Instruction("who_said", "Who says the quoted words in this excerpt?",
+                         "- ROMEO: But soft\n- JULIET: Ay me\n- ROMEO: She speaks\nQuote: Ay me", "JULIET", "r-and-j")
+    assert sft.instruction_options(ex) == ["ROMEO", "JULIET"]                # each speaker once, in order
+    ex = sft.Instruction("next_line", "Which line comes next, A or B?", "a\nOption A: b\nOption B: c", "A", "x")
+    assert sft.instruction_options(ex) == ["A", "B"]
+    with pytest.raises(ValueError, match="not multiple choice"):
+        sft.instruction_options(sft.Instruction("last_word", "Say the last word.", "a b", "b", "x"))
+
+
+def test_option_logprobs_sum_the_option_tokens_only():
+    model = _tiny(seed=3)
+    prompt, options = [5, 6, 7], [[8], [9, 10, 11], [12, 13]]
+    got = sft.option_logprobs(model, prompt, options)
+    with torch.no_grad():
+        for o, lp in zip(options, got):
+            ids = torch.tensor([prompt + o])
+            logp = model(ids[:, :-1])[0].log_softmax(-1)                     # position t predicts token t + 1
+            want = sum(float(logp[len(prompt) - 1 + j, tok]) for j, tok in enumerate(o))
+            assert lp == pytest.approx(want, abs=1e-5)
+    with pytest.raises(ValueError, match="exceed the context"):
+        sft.option_logprobs(model, list(range(model.config.block_size)), [[1, 2]])
+    with pytest.raises(ValueError, match="non-empty"):
+        sft.option_logprobs(model, prompt, [[]])
