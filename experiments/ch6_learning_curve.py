@@ -1,27 +1,29 @@
-"""Chapter 6, genre classification as a learning curve: test accuracy against the number of labelled passages.
+"""Chapter 6, genre classification as a learning curve: test accuracy against the number of labelled
+passages.
 
-For each number of labelled training passages per class (8, 32, 128, all = 320 on the CPU profile's data),
-each seed and each method, train to convergence with early stopping on the validation passages, then score
-the held-out test plays. One JSON line per run is appended to the records file:
+For each number of labelled training passages per class (8, 32, 128, all = 320 on the CPU profile's
+data), each seed and each method, train to convergence with early stopping on the validation
+passages, then score the held-out test plays. One JSON line per run is appended to the records file:
 
     {"experiment", "method", "per_class", "seed", "config", "commit", "command",
      "result": {"test_k", "test_n", "test_acc", "val_loss", "steps", "best_step", "seconds"}}
 
-Methods (all read the same 64-token windows of the plays, split by play as in the chapter):
-    bag of tokens    logistic regression on log(1 + token counts)
-    linear probe     a linear head on the frozen pretrained model's last-token state (features computed once)
-    full FT          the pretrained model and a head, every parameter trained
-    LoRA r=4         rank-4 adapters on every Linear of the blocks, plus the head
-    random init      the same network as full FT from random weights
+Methods (all read the same 64-token windows of the plays, split by play as in the chapter): bag of
+tokens    logistic regression on log(1 + token counts) linear probe     a linear head on the frozen
+pretrained model's last-token state (features computed once) full FT          the pretrained model
+and a head, every parameter trained LoRA r=4         rank-4 adapters on every Linear of the blocks,
+plus the head random init      the same network as full FT from random weights
 
-Training: AdamW (weight decay 0.1 on matrices, as in the chapter), constant learning rate after 10 warm-up
-steps, batches of min(16, n) passages drawn at random; every `eval_every` steps the validation loss is
-measured and the best state kept; training stops after `patience` evaluations without improvement or at
-`max_steps`. The seed chooses the labelled subset, the head's (or the random network's) initialisation and
-the batches. Runs already in the records file are skipped, so an interrupted run resumes.
+Training: AdamW (weight decay 0.1 on matrices, as in the chapter), constant learning rate after 10
+warm-up steps, batches of min(16, n) passages drawn at random; every `eval_every` steps the
+validation loss is measured and the best state kept; training stops after `patience` evaluations
+without improvement or at `max_steps`. The seed chooses the labelled subset, the head's (or the
+random network's) initialisation and the batches. Runs already in the records file are skipped, so
+an interrupted run resumes.
 
-    OMP_NUM_THREADS=1 nice -n 19 python experiments/ch6_learning_curve.py            # the whole grid
-    python experiments/ch6_learning_curve.py --methods "bag of tokens" --per-class 8 --seeds 0   # one point
+    OMP_NUM_THREADS=1 nice -n 19 python experiments/ch6_learning_curve.py           # the whole grid
+    # one point
+    python experiments/ch6_learning_curve.py --methods "bag of tokens" --per-class 8 --seeds 0
 """
 from __future__ import annotations
 
@@ -38,8 +40,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import gptlib
-from gptlib.classify import (GENRE_CLASSES, BagOfTokensClassifier, GPTClassifier, genre_dataset, genre_split,
-                             last_token_states)
+from gptlib.classify import (GENRE_CLASSES, BagOfTokensClassifier, GPTClassifier, genre_dataset,
+                             genre_split, last_token_states)
 from gptlib.lora import add_lora
 from gptlib.model import GPT
 from gptlib.tokenizer import course_tokenizer
@@ -48,14 +50,18 @@ ROOT = Path(__file__).resolve().parent.parent
 RECORDS = ROOT / "experiments" / "records" / "ch6_learning_curve.jsonl"
 SHIPPED = gptlib.DATA_DIR / "models" / "shakespeare-4x256"
 METHODS = ("bag of tokens", "linear probe", "full FT", "LoRA r=4", "random init")
-LR = {"bag of tokens": 0.05, "linear probe": 1e-2, "full FT": 1e-3, "LoRA r=4": 3e-3, "random init": 1e-3}
+LR = {"bag of tokens": 0.05, "linear probe": 1e-2, "full FT": 1e-3, "LoRA r=4": 3e-3,
+      "random init": 1e-3}
 CONFIG = {"window": 64, "per_class_pool": {"train": 320, "val": 30, "test": 150}, "batch_size": 16,
-          "warmup": 10, "eval_every": 10, "patience": 5, "max_steps": 400, "weight_decay": 0.1, "lr": LR}
+          "warmup": 10, "eval_every": 10, "patience": 5, "max_steps": 400, "weight_decay": 0.1,
+          "lr": LR}
 
 
 def commit() -> str:
-    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "gptlib", "experiments/ch6_learning_curve.py"],
+    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                       text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "gptlib",
+                            "experiments/ch6_learning_curve.py"],
                            cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return (r.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
 
@@ -68,10 +74,12 @@ def load_data() -> dict:
 
 
 def subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
-    """Indices of `per_class` training passages of each class, chosen by the seed (nested: not required)."""
+    """Indices of `per_class` training passages of each class, chosen by the seed (nested: not "
+      "required)."""
     g = torch.Generator().manual_seed(1000 + seed)
     idx = [torch.nonzero(labels == c).flatten() for c in range(len(GENRE_CLASSES))]
-    return torch.cat([i[torch.randperm(len(i), generator=g)[:per_class]] for i in idx]).sort().values
+    picks = [i[torch.randperm(len(i), generator=g)[:per_class]] for i in idx]
+    return torch.cat(picks).sort().values
 
 
 class Head(nn.Module):
@@ -136,7 +144,8 @@ def train(method: str, per_class: int, seed: int, data: dict, base: GPT, feats: 
     xt, yt = inputs["train"][idx], data["train"]["labels"][idx]
     xv, yv = inputs["val"], data["val"]["labels"]
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": CONFIG["weight_decay"]},
+    groups = [{"params": [p for p in params if p.dim() >= 2],
+               "weight_decay": CONFIG["weight_decay"]},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     lr = LR[method]
     opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
@@ -175,9 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-class", nargs="+", type=int, default=[8, 32, 128, 320])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--out", type=Path, default=RECORDS)
-    ap.add_argument("--print-only", action="store_true", help="print the records, do not append them")
+    ap.add_argument("--print-only", action="store_true", help="print the records, do not append "
+                                                              "them")
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)                                   # one core; results do not depend on threads
+    torch.set_num_threads(1)                            # one core; results do not depend on threads
     done = set()
     if args.out.exists():
         for line in args.out.read_text().splitlines():
@@ -186,8 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     data = load_data()
     base = GPT.from_pretrained(SHIPPED, dropout=0.0).eval()
     feats = None
-    cmd = "python " + " ".join([str(Path(sys.argv[0]).relative_to(ROOT)) if Path(sys.argv[0]).is_absolute()
-                                else sys.argv[0], *sys.argv[1:]])
+    script = sys.argv[0]
+    if Path(script).is_absolute():
+        script = str(Path(script).relative_to(ROOT))
+    cmd = "python " + " ".join([script, *sys.argv[1:]])
     for per_class in args.per_class:
         for seed in args.seeds:
             for method in args.methods:
@@ -197,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                     feats = {s: features(base, d["ids"]) for s, d in data.items()}
                 result = train(method, per_class, seed, data, base, feats or {})
                 rec = {"experiment": "ch6_learning_curve", "method": method, "per_class": per_class,
-                       "seed": seed, "config": CONFIG, "commit": commit(), "command": cmd, "result": result}
+                       "seed": seed, "config": CONFIG, "commit": commit(), "command": cmd,
+                       "result": result}
                 line = json.dumps(rec)
                 print(line, flush=True)
                 if not args.print_only:
