@@ -1,5 +1,6 @@
 """Chapter 6's statistics (gptlib.stats): the Wilson interval, the paired bootstrap, McNemar's "
-  "exact test."""
+"exact test."""
+
 import math
 
 import pytest
@@ -15,10 +16,10 @@ def test_wilson_interval_against_hand_computed_values():
     assert (round(lo, 4), round(hi, 4)) == (0.4902, 0.9433)
     # 0 of 10: lower bound 0, upper z² / (n + z²) = 3.8415 / 13.8415
     lo, hi = stats.wilson_interval(0, 10)
-    assert lo == 0.0 and hi == pytest.approx(1.959963984540054 ** 2 / (10 + 1.959963984540054 ** 2))
+    assert lo == 0.0 and hi == pytest.approx(1.959963984540054**2 / (10 + 1.959963984540054**2))
     lo, hi = stats.wilson_interval(10, 10)
-    assert hi == pytest.approx(1.0) and lo == pytest.approx(10 / (10 + 1.959963984540054 ** 2))
-    lo, hi = stats.wilson_interval(50, 100)                              # symmetric about 1/2
+    assert hi == pytest.approx(1.0) and lo == pytest.approx(10 / (10 + 1.959963984540054**2))
+    lo, hi = stats.wilson_interval(50, 100)  # symmetric about 1/2
     assert lo + hi == pytest.approx(1.0) and (round(lo, 4), round(hi, 4)) == (0.4038, 0.5962)
     rep = stats.accuracy_report(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 2]))
     assert rep["acc"] == 0.75 and rep["n"] == 4
@@ -35,7 +36,7 @@ def test_paired_bootstrap_interval_of_an_accuracy_difference():
     ones, zeros = torch.ones(50).bool(), torch.zeros(50).bool()
     assert stats.paired_bootstrap_interval(ones, zeros) == (1.0, 1.0)
     lo, hi = stats.paired_bootstrap_interval(a, b, n_boot=4000)
-    d = a.double() - b.double()                      # normal approximation of the paired difference
+    d = a.double() - b.double()  # normal approximation of the paired difference
     se = float(d.std() / math.sqrt(len(d)))
     assert lo < float(d.mean()) < hi
     assert lo == pytest.approx(float(d.mean()) - 1.96 * se, abs=0.02)
@@ -51,18 +52,18 @@ def test_paired_bootstrap_interval_of_an_accuracy_difference():
 
 
 def test_mcnemar_exact_p_values_by_hand():
-    a = torch.tensor([1] * 10 + [0] * 2 + [1] * 5 + [0] * 3).bool()    # 10 only a, 2 only b, 8 ties
+    a = torch.tensor([1] * 10 + [0] * 2 + [1] * 5 + [0] * 3).bool()  # 10 only a, 2 only b, 8 ties
     b = torch.tensor([0] * 10 + [1] * 2 + [1] * 5 + [0] * 3).bool()
     nb, nc, p = stats.mcnemar_test(a, b)
     assert (nb, nc) == (10, 2)
     # two-sided: 2 P(X <= 2), X ~ Bin(12, 1/2)
-    assert p == pytest.approx(2 * (1 + 12 + 66) / 2 ** 12)
-    assert stats.mcnemar_test(b, a) == (2, 10, p)                           # symmetric in a and b
-    assert stats.mcnemar_test(a, a) == (0, 0, 1.0)                 # no discordant pair: no evidence
+    assert p == pytest.approx(2 * (1 + 12 + 66) / 2**12)
+    assert stats.mcnemar_test(b, a) == (2, 10, p)  # symmetric in a and b
+    assert stats.mcnemar_test(a, a) == (0, 0, 1.0)  # no discordant pair: no evidence
     nb, nc, p = stats.mcnemar_test(torch.tensor([1, 0]).bool(), torch.tensor([0, 1]).bool())
-    assert p == 1.0                                                     # 1 vs 1: as even as it gets
+    assert p == 1.0  # 1 vs 1: as even as it gets
     p_all = stats.mcnemar_test(torch.ones(20).bool(), torch.zeros(20).bool())[2]
-    assert p_all == pytest.approx(2 / 2 ** 20)
+    assert p_all == pytest.approx(2 / 2**20)
     with pytest.raises(ValueError, match="same N > 0 examples"):
         stats.mcnemar_test(a, b[:3])
 
