@@ -1,10 +1,12 @@
-"""Chapter 6's genre classifier: the split by play, the labels, the head, padding, bad input, the Wilson interval."""
+"""Chapter 6's genre classifier: the split by play, the labels, the head, padding, bad input, the "
+"Wilson interval."""
+
 import math
 
 import pytest
 import torch
 
-from gptlib import finetune as FT
+from gptlib import classify
 from gptlib.data import VAL_PLAYS, load_plays
 from gptlib.model import GPT, GPTConfig
 from gptlib.tokenizer import course_tokenizer
@@ -13,7 +15,7 @@ from gptlib.train import Trainer, TrainConfig
 
 @pytest.fixture(scope="module")
 def split():
-    return FT.genre_split()
+    return classify.genre_split()
 
 
 @pytest.fixture(scope="module")
@@ -24,56 +26,72 @@ def small_model():
 
 def test_split_is_by_play_with_test_plays_unseen_in_pretraining(split):
     names = {s: {p.play for p in plays} for s, plays in split.items()}
-    assert not names["train"] & names["val"] and not names["train"] & names["test"] and not names["val"] & names["test"]
-    assert names["test"] == set(VAL_PLAYS)                           # held out of Chapter 5's pretraining
+    assert (
+        not names["train"] & names["val"]
+        and not names["train"] & names["test"]
+        and not names["val"] & names["test"]
+    )
+    assert names["test"] == set(VAL_PLAYS)  # held out of Chapter 5's pretraining
     assert len(names["train"]) + len(names["val"]) + len(names["test"]) == len(load_plays())
-    for s in split:                                                   # every class in every split
-        assert {FT.genre_label(p) for p in split[s]} == {0, 1, 2}
+    for s in split:  # every class in every split
+        assert {classify.genre_label(p) for p in split[s]} == {0, 1, 2}
 
 
 def test_labels_of_hand_checked_plays():
     by_name = {p.play: p for p in load_plays()}
-    want = {"twelfth-night": "comedy", "the-tempest": "comedy", "measure-for-measure": "comedy",
-            "henry-v": "history", "richard-iii": "history", "macbeth": "tragedy", "julius-caesar": "tragedy",
-            "hamlet": "tragedy", "coriolanus": "tragedy", "a-winter-s-tale": "comedy"}
-    assert {n: FT.GENRE_CLASSES[FT.genre_label(by_name[n])] for n in want} == want
+    want = {
+        "twelfth-night": "comedy",
+        "the-tempest": "comedy",
+        "measure-for-measure": "comedy",
+        "henry-v": "history",
+        "richard-iii": "history",
+        "macbeth": "tragedy",
+        "julius-caesar": "tragedy",
+        "hamlet": "tragedy",
+        "coriolanus": "tragedy",
+        "a-winter-s-tale": "comedy",
+    }
+    assert {n: classify.GENRE_CLASSES[classify.genre_label(by_name[n])] for n in want} == want
 
 
 def test_dataset_windows_are_balanced_and_disjoint(split):
     tok = course_tokenizer()
-    sets = {s: FT.genre_dataset(split[s], tok, 32, per_class) for s, per_class in
-            (("train", 40), ("test", 12))}
+    sets = {
+        s: classify.genre_dataset(split[s], tok, 32, per_class)
+        for s, per_class in (("train", 40), ("test", 12))
+    }
     for s, d in sets.items():
         assert d["ids"].shape[1] == 32 and len(d["ids"]) == len(d["labels"]) == len(d["plays"])
         assert d["labels"].bincount().tolist() == [len(d["ids"]) // 3] * 3
         rows = [tuple(r) for r in d["ids"].tolist()]
-        assert len(set(rows)) == len(rows)                           # no window twice
+        assert len(set(rows)) == len(rows)  # no window twice
     train_rows = {tuple(r) for r in sets["train"]["ids"].tolist()}
-    assert not train_rows & {tuple(r) for r in sets["test"]["ids"].tolist()}   # no passage in train and test
+    # no passage in train and test
+    assert not train_rows & {tuple(r) for r in sets["test"]["ids"].tolist()}
     assert not set(sets["train"]["plays"]) & set(sets["test"]["plays"])
     macbeth = next(p for p in split["test"] if p.play == "macbeth")
-    w = FT.play_windows(macbeth, tok, 32, 3)
+    w = classify._play_windows(macbeth, tok, 32, 3)
     text = tok.decode(w[0].tolist())
-    assert "MACBETH:" not in text                                     # speeches only, no speaker lines
+    assert "MACBETH:" not in text  # speeches only, no speaker lines
     with pytest.raises(ValueError, match="fewer than the 100000 asked for"):
-        FT.play_windows(macbeth, tok, 32, 100000)
+        classify._play_windows(macbeth, tok, 32, 100000)
 
 
 def test_logits_equal_the_head_on_the_last_real_state(small_model):
     torch.manual_seed(1)
-    clf = FT.GPTClassifier(small_model, 4).eval()
+    clf = classify.GPTClassifier(small_model, 4).eval()
     idx = torch.randint(0, 64, (3, 10))
     mask = torch.tensor([[1] * 10, [1] * 4 + [0] * 6, [1] + [0] * 9])
     with torch.no_grad():
         got = clf(idx, mask)
-        h = small_model.hidden_states(idx)                            # (B, T, C), final LayerNorm applied
+        h = small_model.hidden_states(idx)  # (B, T, C), final LayerNorm applied
         manual = torch.stack([h[0, 9], h[1, 3], h[2, 0]]) @ clf.head.weight.T + clf.head.bias
     torch.testing.assert_close(got, manual)
     assert clf.config is small_model.config
 
 
 def test_padding_does_not_change_a_passage_s_logits(small_model):
-    clf = FT.GPTClassifier(small_model, 3).eval()
+    clf = classify.GPTClassifier(small_model, 3).eval()
     g = torch.Generator().manual_seed(2)
     passage = torch.randint(0, 64, (1, 7), generator=g)
     with torch.no_grad():
@@ -82,15 +100,19 @@ def test_padding_does_not_change_a_passage_s_logits(small_model):
             padded = torch.cat([passage, torch.full((1, 9), pad_id)], 1)
             mask = torch.tensor([[1] * 7 + [0] * 9])
             torch.testing.assert_close(clf(padded, mask), alone, rtol=1e-5, atol=1e-6)
-        other = torch.randint(0, 64, (1, 16), generator=g)             # in a batch with a longer passage
+        other = torch.randint(0, 64, (1, 16), generator=g)  # in a batch with a longer passage
         batch = torch.cat([torch.cat([passage, torch.zeros(1, 9, dtype=torch.long)], 1), other])
         out = clf(batch, torch.tensor([[1] * 7 + [0] * 9, [1] * 16]))
         torch.testing.assert_close(out[:1], alone, rtol=1e-5, atol=1e-6)
 
 
 def test_bad_input_gets_clear_errors(small_model):
-    clf = FT.GPTClassifier(small_model, 3)
-    with pytest.raises(ValueError, match=r"17 tokens is longer than the model's context \(block_size=16\)"):
+    clf = classify.GPTClassifier(small_model, 3)
+    with pytest.raises(
+        ValueError,
+        match=r"17 tokens is longer than the model's context "
+        r"\(block_size=16\)",
+    ):
         clf(torch.zeros(1, 17, dtype=torch.long))
     with pytest.raises(ValueError, match="left padding"):
         clf(torch.zeros(1, 4, dtype=torch.long), torch.tensor([[0, 1, 1, 1]]))
@@ -99,35 +121,52 @@ def test_bad_input_gets_clear_errors(small_model):
     with pytest.raises(ValueError, match="one mask entry per token"):
         clf(torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="n_classes must be an integer >= 2"):
-        FT.GPTClassifier(small_model, 1)
+        classify.GPTClassifier(small_model, 1)
     x = torch.zeros(4, 2)
-    with pytest.raises(ValueError, match=r"label 3 \(example 2\) is outside the classes: labels must be in 0\.\.2"):
-        FT.ClassificationTask((x, torch.tensor([0, 1, 3, 2])), (x, torch.tensor([0, 1, 2, 2])), 3)
+    with pytest.raises(
+        ValueError,
+        match=r"label 3 \(example 2\) is outside the classes: labels "
+        r"must be in 0\.\.2",
+    ):
+        classify.ClassificationTask(
+            (x, torch.tensor([0, 1, 3, 2])), (x, torch.tensor([0, 1, 2, 2])), 3
+        )
     with pytest.raises(ValueError, match=r"label -1 \(example 0\).*0\.\.2"):
-        FT.ClassificationTask((x, torch.tensor([0, 1, 2, 2])), (x, torch.tensor([-1, 1, 2, 2])), 3)
+        classify.ClassificationTask(
+            (x, torch.tensor([0, 1, 2, 2])), (x, torch.tensor([-1, 1, 2, 2])), 3
+        )
     with pytest.raises(ValueError, match="integer class indices"):
-        FT.ClassificationTask((x, torch.tensor([0.0, 1, 2, 2])), (x, torch.tensor([0, 1, 2, 2])), 3)
+        classify.ClassificationTask(
+            (x, torch.tensor([0.0, 1, 2, 2])), (x, torch.tensor([0, 1, 2, 2])), 3
+        )
     with pytest.raises(ValueError, match="different numbers of examples"):
-        FT.ClassificationTask((x[:3], torch.tensor([0, 1, 2, 2])), (x, torch.tensor([0, 1, 2, 2])), 3)
+        classify.ClassificationTask(
+            (x[:3], torch.tensor([0, 1, 2, 2])), (x, torch.tensor([0, 1, 2, 2])), 3
+        )
     with pytest.raises(ValueError, match="in both test_plays and val_plays"):
-        FT.genre_split(test_plays=("macbeth",), val_plays=("macbeth",))
+        classify.genre_split(test_plays=("macbeth",), val_plays=("macbeth",))
     with pytest.raises(ValueError, match="not in the corpus"):
-        FT.genre_split(test_plays=("no-such-play",))
+        classify.genre_split(test_plays=("no-such-play",))
 
 
 def test_the_trainer_trains_the_classifier_through_the_task(small_model):
     torch.manual_seed(0)
     body = GPT(small_model.config)
-    clf = FT.GPTClassifier(body, 2)
+    clf = classify.GPTClassifier(body, 2)
     for name, p in clf.named_parameters():
-        p.requires_grad = name.startswith("head.")                    # a frozen body: only the head changes
+        p.requires_grad = name.startswith("head.")  # a frozen body: only the head changes
     frozen = {n: p.detach().clone() for n, p in clf.named_parameters() if not p.requires_grad}
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, 64, (24, 8), generator=g)
-    labels = (ids[:, -1] % 2).long()                                   # learnable from the last token
-    task = FT.ClassificationTask((ids[:16], torch.ones(16, 8, dtype=torch.long), labels[:16]),
-                                 (ids[16:], torch.ones(8, 8, dtype=torch.long), labels[16:]), 2)
-    cfg = TrainConfig(max_steps=5, batch_size=8, lr=1e-2, warmup_steps=1, eval_every=0, device="cpu", compile="no")
+    labels = (ids[:, -1] % 2).long()  # learnable from the last token
+    task = classify.ClassificationTask(
+        (ids[:16], torch.ones(16, 8, dtype=torch.long), labels[:16]),
+        (ids[16:], torch.ones(8, 8, dtype=torch.long), labels[16:]),
+        2,
+    )
+    cfg = TrainConfig(
+        max_steps=5, batch_size=8, lr=1e-2, warmup_steps=1, eval_every=0, device="cpu", compile="no"
+    )
     log = Trainer(cfg, model=clf, task=task, write=False, verbose=False).fit()
     assert len(log) == 5 and all(math.isfinite(r["loss"]) for r in log)
     assert all(torch.equal(p, frozen[n]) for n, p in clf.named_parameters() if n in frozen)
@@ -138,42 +177,44 @@ def test_the_trainer_trains_the_classifier_through_the_task(small_model):
     assert task.n_tokens(task.batch("train", [0, 1])) == 16
 
 
+def test_training_through_the_task_fits_a_fixed_batch(small_model):
+    """It learns: a few full fine-tuning steps on 12 passages must bring their loss far below log 3
+    (an optimizer that never steps, a loss that never reaches the body or the head, stays there)."""
+    torch.manual_seed(0)
+    clf = classify.GPTClassifier(GPT(small_model.config), 3)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 64, (12, 8), generator=g)
+    mask, labels = torch.ones_like(ids), torch.arange(12) % 3
+    task = classify.ClassificationTask((ids, mask, labels), (ids, mask, labels), 3)
+
+    def loss_now() -> float:
+        clf.eval()
+        with torch.no_grad():
+            return float(task.loss_module(clf)(ids, mask, labels))
+
+    before = loss_now()
+    cfg = TrainConfig(
+        max_steps=30,
+        batch_size=12,
+        lr=1e-2,
+        min_lr=1e-2,
+        warmup_steps=1,
+        weight_decay=0.0,
+        eval_every=0,
+        device="cpu",
+        compile="no",
+        progress=False,
+    )
+    Trainer(cfg, model=clf, task=task, write=False, verbose=False).fit()
+    after = loss_now()
+    assert before == pytest.approx(math.log(3), abs=0.1) and after < 0.3 * before
+
+
 def test_bag_of_tokens_counts_real_tokens_only():
     cfg = GPTConfig(vocab_size=8, block_size=6, n_layer=1, n_head=1, n_embd=8)
-    bow = FT.BagOfTokensClassifier(cfg, 2)
+    bow = classify.BagOfTokensClassifier(cfg, 2)
     with torch.no_grad():
         bow.linear.weight.copy_(torch.stack([torch.arange(8.0), torch.zeros(8)]))
         out = bow(torch.tensor([[3, 3, 5, 0, 0, 0]]), torch.tensor([[1, 1, 1, 0, 0, 0]]))
-    assert out[0, 0].item() == pytest.approx(3 * math.log(3) + 5 * math.log(2))   # 3 twice, 5 once, pads ignored
-
-
-def test_wilson_interval_against_hand_computed_values():
-    # 8 of 10 at 95%: centre (0.8 + z²/20) / (1 + z²/10), half-width z·sqrt(0.016 + z²/400) / (1 + z²/10)
-    lo, hi = FT.wilson_interval(8, 10)
-    assert (round(lo, 4), round(hi, 4)) == (0.4902, 0.9433)
-    # 0 of 10: lower bound 0, upper z² / (n + z²) = 3.8415 / 13.8415
-    lo, hi = FT.wilson_interval(0, 10)
-    assert lo == 0.0 and hi == pytest.approx(1.959963984540054 ** 2 / (10 + 1.959963984540054 ** 2))
-    lo, hi = FT.wilson_interval(10, 10)
-    assert hi == pytest.approx(1.0) and lo == pytest.approx(10 / (10 + 1.959963984540054 ** 2))
-    lo, hi = FT.wilson_interval(50, 100)                              # symmetric about 1/2
-    assert lo + hi == pytest.approx(1.0) and (round(lo, 4), round(hi, 4)) == (0.4038, 0.5962)
-    rep = FT.accuracy_report(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 2]))
-    assert rep["acc"] == 0.75 and rep["n"] == 4 and (rep["lo"], rep["hi"]) == FT.wilson_interval(3, 4)
-    with pytest.raises(ValueError, match="0 <= k <= n"):
-        FT.wilson_interval(11, 10)
-
-
-def test_paired_bootstrap_interval_of_an_accuracy_difference():
-    a = torch.tensor([1, 0, 1, 1, 0, 1, 1, 1, 0, 1] * 30).bool()
-    b = torch.tensor([0, 0, 1, 0, 0, 1, 0, 1, 0, 1] * 30).bool()
-    assert FT.paired_bootstrap_interval(a, a) == (0.0, 0.0)          # the same predictions: no difference at all
-    assert FT.paired_bootstrap_interval(torch.ones(50).bool(), torch.zeros(50).bool()) == (1.0, 1.0)
-    lo, hi = FT.paired_bootstrap_interval(a, b, n_boot=4000)
-    d = a.double() - b.double()                                      # normal approximation of the paired difference
-    se = float(d.std() / math.sqrt(len(d)))
-    assert lo < float(d.mean()) < hi
-    assert lo == pytest.approx(float(d.mean()) - 1.96 * se, abs=0.02) and hi == pytest.approx(float(d.mean()) + 1.96 * se, abs=0.02)
-    assert FT.paired_bootstrap_interval(a, b) == FT.paired_bootstrap_interval(a, b)   # seeded: reproducible
-    with pytest.raises(ValueError, match="same N > 0 examples"):
-        FT.paired_bootstrap_interval(a, b[:10])
+    # 3 twice, 5 once, pads ignored
+    assert out[0, 0].item() == pytest.approx(3 * math.log(3) + 5 * math.log(2))
