@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from gptlib.chat import CHAT_TEMPLATE, Chat, load_chat, render_chat, repl, save_chat_template
-from gptlib.finetune import sft_prompt_ids, sft_tokenizer
+from gptlib.sft import sft_prompt_ids, sft_tokenizer
 from gptlib.generate import generate
 from gptlib.model import GPT, GPTConfig
 from gptlib.tokenizer import course_tokenizer

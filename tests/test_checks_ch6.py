@@ -3,8 +3,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from gptlib import finetune
-from gptlib import finetune as FT
+from gptlib import classify, lora, sft
 from gptlib.checks import ch6
 from mutation import Mutant, check_tests, robustness_tests
 
@@ -194,7 +193,7 @@ class BareParameters(_LoRA):                                       # nn.Paramete
 class WrapsGptlib(nn.Module):                                      # delegates to the solution
     def __init__(self, base, r, alpha, dropout=0.0):
         super().__init__()
-        self.inner = finetune.LoRALinear(base, r, alpha, dropout)
+        self.inner = lora.LoRALinear(base, r, alpha, dropout)
         self.base, self.lora_A, self.lora_B = self.inner.base, self.inner.lora_A, self.inner.lora_B
         self.lora_dropout, self.scaling = self.inner.lora_dropout, self.inner.scaling
 
@@ -212,7 +211,7 @@ class WrapsGptlib(nn.Module):                                      # delegates t
         return self.inner.unmerge()
 
 
-class SubclassesGptlib(finetune.LoRALinear):
+class SubclassesGptlib(lora.LoRALinear):
     pass
 
 
@@ -224,7 +223,7 @@ class BiasAlwaysThere(_LoRA):  # assumes the base layer has a bias
         )
 
 
-REFERENCES_lora = {"check_lora_linear": finetune.LoRALinear}
+REFERENCES_lora = {"check_lora_linear": lora.LoRALinear}
 MUTANTS_lora = [
     Mutant(
         "check_lora_linear",
@@ -331,16 +330,16 @@ MUTANTS_lora = [
     ),
     Mutant(
         "check_lora_linear",
-        "delegates to gptlib.finetune.LoRALinear",
+        "delegates to gptlib.lora.LoRALinear",
         WrapsGptlib,
-        hint="gptlib.finetune",
+        hint="gptlib.lora",
         kind="shortcut",
     ),
     Mutant(
         "check_lora_linear",
-        "subclasses gptlib.finetune.LoRALinear",
+        "subclasses gptlib.lora.LoRALinear",
         SubclassesGptlib,
-        hint="gptlib.finetune",
+        hint="gptlib.lora",
         kind="shortcut",
     ),
 ]
@@ -397,7 +396,7 @@ def last_in_place(h, attention_mask):  # zeroes the pads' states in h itself
 
 
 def last_calls_reference(h, attention_mask):
-    return finetune.last_token_states(h, attention_mask)
+    return classify.last_token_states(h, attention_mask)
 
 
 def last_first_pad_gather(h, attention_mask):  # first pad - 1: -1 on a row without padding
@@ -426,7 +425,7 @@ def lts_lengths_via_python(h, mask):  # lengths rebuilt on the CPU from a Python
 
 
 LTS = "check_last_token_states"
-REFERENCES_classify = {LTS: finetune.last_token_states}
+REFERENCES_classify = {LTS: classify.last_token_states}
 MUTANTS_classify = [
     Mutant(
         LTS,
@@ -488,9 +487,9 @@ MUTANTS_classify = [
     ),
     Mutant(
         LTS,
-        "calls gptlib.finetune.last_token_states",
+        "calls gptlib.classify.last_token_states",
         last_calls_reference,
-        hint="gptlib.finetune's last_token_states",
+        hint="gptlib.classify.last_token_states",
         kind="shortcut",
     ),
     Mutant(
@@ -606,7 +605,7 @@ def mask_hardcoded_ignore(ids, n_prompt, ignore_index=-100):
 
 
 def mask_calls_gptlib(ids, n_prompt, ignore_index=-100):
-    return FT.mask_prompt(ids, n_prompt, ignore_index)
+    return sft.mask_prompt(ids, n_prompt, ignore_index)
 
 
 def mask_by_value(ids, n_prompt, ignore_index=-100):  # masks every target that is a prompt token
@@ -627,7 +626,7 @@ def mask_labels_via_python(
 
 
 MASK = "check_mask_prompt"
-REFERENCES_sft = {MASK: FT.mask_prompt}
+REFERENCES_sft = {MASK: sft.mask_prompt}
 MUTANTS_sft = [
     Mutant(MASK, "masks by token value", mask_by_value, hint="expected", kind="edge"),
     Mutant(
@@ -679,7 +678,7 @@ MUTANTS_sft = [
     Mutant(MASK, "ignores the ignore_index argument", mask_hardcoded_ignore, "ignore_index=-1"),
     Mutant(
         MASK,
-        "calls gptlib.finetune.mask_prompt",
+        "calls gptlib.sft.mask_prompt",
         mask_calls_gptlib,
         "write it yourself",
         kind="shortcut",

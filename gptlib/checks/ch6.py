@@ -4,11 +4,11 @@ LoRALinear: the learner's layer is compared with the formula y = base(x) + (alph
 here from its own matrices, on random sizes (square and not, r = 1 and r > in), after construction (B = 0, A
 random within kaiming-uniform's bound, the right parameters frozen), with B made non-zero, in train() with
 dropout (the same random mask) and in eval(), merged and unmerged, in bfloat16 and on another device (CUDA, else
-"meta"), with gradients by value; it fails when the learner's class calls or subclasses gptlib.finetune's.
+"meta"), with gradients by value; it fails when the learner's class calls or subclasses gptlib's.
 
-Each check compares the learner's code with gptlib.finetune's reference on inputs chosen so the usual mistakes
+Each check compares the learner's code with gptlib's reference on inputs chosen so the usual mistakes
 show; random cases use the run's seed (printed in a failure); every check also runs on another device (CUDA, else
-"meta") and in a low-precision dtype, and fails when the learner's code calls gptlib.finetune's own solution.
+"meta") and in a low-precision dtype, and fails when the learner's code calls gptlib's own solution.
 
 check_mask_prompt runs the learner's `mask_prompt(ids, n_prompt, ignore_index=-100)` on a hand-written example
 whose every usual mistake gives a different result (masking the answer, the shift off by one either way, no
@@ -29,7 +29,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gptlib.checks import CheckFailed, Checker, checker, no_solution
-from gptlib.finetune import last_token_states, mask_prompt
+from gptlib.classify import last_token_states
+from gptlib.sft import mask_prompt
 
 __all__ = ['check_lora_linear', 'check_last_token_states', 'check_mask_prompt']
 
@@ -40,10 +41,10 @@ _SHAPES = re.compile(r"(shapes cannot be multiplied|size mismatch|must match the
 
 @contextmanager
 def _no_lora_reference(c: Checker, cls: Any) -> Iterator[None]:
-    """Fail when the learner's class is, subclasses or runs gptlib.finetune.LoRALinear (the solution); the
+    """Fail when the learner's class is, subclasses or runs gptlib.lora.LoRALinear (the solution); the
     reference itself may be checked (then nothing is watched)."""
-    from gptlib.finetune import LoRALinear as ref
-    hint = ("your class uses gptlib.finetune.LoRALinear, the solution of this exercise: write "
+    from gptlib.lora import LoRALinear as ref
+    hint = ("your class uses gptlib.lora.LoRALinear, the solution of this exercise: write "
     "__init__ and forward "
             "yourself (with nn.Linear and torch operations)")
     if cls is not ref and isinstance(cls, type) and issubclass(cls, ref):
@@ -398,7 +399,7 @@ def _no_finetune_reference(
         c,
         learner,
         reference,
-        f"your code calls gptlib.finetune's {what}, the solution of this "
+        f"your code calls {reference.__module__}.{what}, the solution of this "
         f"exercise: write it yourself ({how})",
     )
 
