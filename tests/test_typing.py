@@ -13,3 +13,16 @@ def test_mypy_finds_no_errors_in_gptlib(tmp_path):
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and "Success" in r.stdout, \
         "mypy reports type errors in gptlib (fix them in the notebooks, then `make export`):\n" + r.stdout[-6000:] + r.stderr[-2000:]
+
+
+# tools/export.py and tools/offline/ predate the 100-column rule and are not yet wrapped (their long lines are
+# comments and messages); everything else in gptlib/ and tools/ is held to pyproject.toml's [tool.ruff].
+RUFF_EXCLUDED = ["tools/export.py", "tools/offline"]
+
+
+def test_ruff_finds_nothing_in_gptlib_and_tools():
+    r = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "gptlib", "tools",
+                        *(a for p in RUFF_EXCLUDED for a in ("--extend-exclude", p))],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, \
+        "ruff reports problems (exported code: fix them in the notebooks, then `make export`):\n" + r.stdout[-6000:]
