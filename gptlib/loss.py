@@ -15,11 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gptlib.data import windows
 from gptlib.model import GPT
 
 __all__ = [
-    "plain_cross_entropy", "bits_per_char", "windows", "eval_loss", "LOSS_ROUTES",
-    "default_loss_route", "linear_cross_entropy",
+    "plain_cross_entropy", "bits_per_char", "eval_loss", "LOSS_ROUTES", "default_loss_route",
+    "linear_cross_entropy",
 ]
 
 
@@ -35,12 +36,6 @@ def plain_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Te
 def bits_per_char(nats_per_token: float, n_tokens: int, n_chars: int) -> float:
     """Convert nats per token into bits per character of the same text (tokenizer-independent)."""
     return nats_per_token * n_tokens / n_chars / math.log(2)
-
-
-def windows(tokens: np.ndarray, starts: list[int], T: int) -> tuple[torch.Tensor, torch.Tensor]:
-    rows = np.stack([np.asarray(tokens[s:s + T + 1], dtype=np.int64) for s in starts])
-    batch = torch.from_numpy(rows)
-    return batch[:, :-1], batch[:, 1:]  # y is x shifted by one token
 
 
 @torch.no_grad()

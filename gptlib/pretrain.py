@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from gptlib.data import VAL_PLAYS, encode_plays, load_plays, load_shard, split_by_play
-from gptlib.loss import LOSS_ROUTES, windows
+from gptlib.data import VAL_PLAYS, encode_plays, load_plays, load_shard, split_by_play, windows
+from gptlib.loss import LOSS_ROUTES
 from gptlib.model import GPT
 from gptlib.tokenizer import Tokenizer
 

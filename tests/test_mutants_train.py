@@ -58,7 +58,7 @@ MUTANTS = [
               new="torch.randint(self.per_epoch, (self.per_epoch,), generator=g)",
               tests=[L + "test_window_sampler_epochs_are_permutations_and_the_shift_moves"]),
     LibMutant(what="targets not "
-                   "shifted", file="gptlib/loss.py", old="return batch[:, :-1], batch[:, 1:]",
+                   "shifted", file="gptlib/data.py", old="return batch[:, :-1], batch[:, 1:]",
               new="return batch[:, :-1], batch[:, :-1]",
               tests=[WINDOWS]),
     LibMutant(what="peak table matched in dict order", file="gptlib/profile.py",
