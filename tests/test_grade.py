@@ -195,6 +195,9 @@ def test_bad_submissions_folder_is_a_clear_error(tmp_path):
 
 def test_make_grade_needs_submissions_and_runs_offline():
     stamp = ["-o", ".venv/.installed"]  # the Makefile's set-up stamp: never re-install from a test
+    # under `make test` this make is a sub-make: without --no-print-directory it adds "Entering/Leaving
+    # directory" lines (the last line would then not be the command)
+    stamp += ["--no-print-directory"]
     r = subprocess.run(["make", "-s", "grade", *stamp], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode != 0 and "SUBMISSIONS=DIR" in r.stdout + r.stderr
     r = subprocess.run(["make", "-n", "grade", "SUBMISSIONS=subs", "GRADE_TIMEOUT=7", *stamp],
