@@ -4,8 +4,8 @@
 self-attention.
 
 GPT is a decoder-only stack of *causal self-attention* blocks: queries, keys and values all come
-from the
-same sequence x (Q = x·W_Q, K = x·W_K, V = x·W_V) and position t may only look at positions <= t.
+from the same sequence x (Q = x·W_Q, K = x·W_K, V = x·W_V) and position t may only look at
+positions <= t.
 """
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from gptlib.util import is_int
 
 __all__ = [
     "causal_mask", "scaled_dot_product_attention", "split_heads", "merge_heads",
@@ -73,7 +75,7 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask, is_causa
 # from chapters/02_attention.ipynb, cell 27
 def causal_mask(T: int, device=None) -> torch.Tensor:
     """(T, T) bool mask, True on and below the diagonal: position t may attend to positions 0..t."""
-    if isinstance(T, bool) or not isinstance(T, int):
+    if not is_int(T):
         raise TypeError(f"T must be an int (the sequence length), got {type(T).__name__}")
     if T < 1:
         raise ValueError(f"T must be >= 1, got {T}")

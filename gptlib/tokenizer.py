@@ -150,7 +150,7 @@ class BPETokenizer:
             raise TypeError(f"decode() needs a sequence of token ids, got {type(ids).__name__}")
         parts: list[bytes] = []
         for i in ids:
-            if not isinstance(i, int) or isinstance(i, bool):
+            if not is_int(i):
                 raise TypeError(f"token ids must be ints, got {i!r} ({type(i).__name__})")
             if i in self.vocab:
                 parts.append(self.vocab[i])

@@ -11,12 +11,17 @@ there and runs the named tests in a subprocess; the test passes only when they f
                          tests=["tests/test_train.py::test_a_few_steps_lower_the_loss"])]
     test_library_mutant = library_mutant_tests(MUTANTS)
 
-Each mutant gets a fresh copy (24 MB, a fraction of a second) and one pytest start-up (about 3 s for torch)
-plus its selected tests. The same tests pass unmutated in the suite's own run; here they must fail.
+Each mutant gets a fresh copy (gptlib, tests and tools; data/ is linked, not copied) and its selected tests.
+The tests run in a child forked from one server process that imported torch, numpy and pytest once for the
+whole session (not gptlib, nor any test module: those the child imports from the mutated copy), which saves
+the few seconds of a fresh interpreter's torch import per mutant; where os.fork is missing, each mutant gets
+its own `python -m pytest`. The same tests pass unmutated in the suite's own run; here they must fail.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -39,6 +44,7 @@ _SKIP = {
     ".ipynb_checkpoints",
     ".mypy_cache",
     ".ruff_cache",
+    "data",  # linked: read-only for the tests, and 20 MB of the 25
 }
 
 
@@ -57,6 +63,7 @@ def _copy_repo(dest: Path) -> Path:
         return {n for n in names if n in _SKIP or n.endswith(".egg-info")}
 
     shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True)
+    (dest / "data").symlink_to(ROOT / "data", target_is_directory=True)
     return dest
 
 
@@ -73,30 +80,81 @@ def apply(mutant: LibMutant, root: Path) -> None:
     path.write_text(text.replace(mutant.old, mutant.new), encoding="utf-8")
 
 
-def run_tests(mutant: LibMutant, root: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the mutant's tests in the copy at `root` (its gptlib, its data) and return the result."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-x",
-        "-q",
-        "-rf",
-        "-p",
-        "no:cacheprovider",
-        "-o",
-        "addopts=",
-        *mutant.tests,
-    ]
-    if mutant.k:
-        cmd += ["-k", mutant.k]
-    env = dict(
+def _pytest_args(mutant: LibMutant) -> list[str]:
+    args = ["-x", "-q", "-rf", "-p", "no:cacheprovider", "-o", "addopts=", *mutant.tests]
+    return args + (["-k", mutant.k] if mutant.k else [])
+
+
+def _env(root: Path) -> dict[str, str]:
+    return dict(
         os.environ,
         PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""),
         GPTLIB_DATA=str(root / "data"),
         OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
     )
-    return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# The fork server: reads one JSON request a line ({root, args, env, log, timeout}), forks, and the child
+# runs pytest.main(args) in `root` with stdout and stderr in `log`, killed by SIGALRM after `timeout` s;
+# the server answers the child's exit code (negative: killed by that signal). Nothing of gptlib is
+# imported before the fork.
+_SERVER = """
+import json, os, signal, sys
+import numpy, pytest, torch
+for line in sys.stdin:
+    req = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.chdir(req["root"])
+            os.environ.clear()
+            os.environ.update(req["env"])
+            sys.path.insert(0, req["root"])
+            signal.alarm(int(req["timeout"]))
+            code = int(pytest.main(req["args"]))
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    print(os.waitstatus_to_exitcode(status), flush=True)
+"""
+_server: subprocess.Popen | None = None
+
+
+def _fork_server() -> subprocess.Popen | None:
+    global _server
+    if not hasattr(os, "fork"):
+        return None
+    if _server is None or _server.poll() is not None:
+        env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+        _server = subprocess.Popen([sys.executable, "-c", _SERVER], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        atexit.register(_server.stdin.close)  # type: ignore[union-attr]
+    return _server
+
+
+def run_tests(mutant: LibMutant, root: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the mutant's tests in the copy at `root` (its gptlib, its data) and return the result
+    (returncode and stdout; stderr is empty when the fork server ran them: both go to stdout)."""
+    args = _pytest_args(mutant)
+    server = _fork_server()
+    if server is None:
+        cmd = [sys.executable, "-m", "pytest", *args]
+        return subprocess.run(cmd, cwd=root, env=_env(root), capture_output=True, text=True,
+                              timeout=timeout)
+    log = root.parent / "pytest.log"
+    req = dict(root=str(root), args=args, env=_env(root), log=str(log), timeout=timeout)
+    server.stdin.write(json.dumps(req) + "\n")  # type: ignore[union-attr]
+    server.stdin.flush()  # type: ignore[union-attr]
+    answer = server.stdout.readline()  # type: ignore[union-attr]
+    if not answer:
+        raise RuntimeError(f"the mutation fork server died (exit {server.wait()})")
+    return subprocess.CompletedProcess(args, int(answer), log.read_text(errors="replace"), "")
 
 
 def library_mutant_tests(mutants: list[LibMutant]):
