@@ -7,7 +7,7 @@ the model.
     GPT.from_pretrained)
     save_pretrained(model, directory)    -> config.json + model.safetensors              (=
     model.save_pretrained)
-    config_from_hf / config_to_hf        GPT-2's config.json <-> GPTConfig
+    config_from_hf                       GPT-2's config.json -> GPTConfig (_config_to_hf: back)
     read_state_dict / load_hf_state_dict the tensors of a checkpoint; copy them into a GPT (Conv1D
     transposed)
 """
@@ -24,8 +24,8 @@ from gptlib.model import GPT, GPTConfig
 from gptlib.util import atomic_path
 
 __all__ = [
-    "CONV1D_WEIGHTS", "config_from_hf", "config_to_hf", "read_state_dict", "load_hf_state_dict",
-    "from_pretrained", "save_pretrained",
+    "CONV1D_WEIGHTS", "config_from_hf", "read_state_dict", "load_hf_state_dict", "from_pretrained",
+    "save_pretrained",
 ]
 
 
@@ -69,7 +69,7 @@ def config_from_hf(hf: dict, **overrides) -> GPTConfig:
     return GPTConfig(**{**kw, **overrides})
 
 
-def config_to_hf(config: GPTConfig, dtype: torch.dtype) -> dict:
+def _config_to_hf(config: GPTConfig, dtype: torch.dtype) -> dict:
     """The config.json transformers writes for GPT2LMHeadModel, for a GPT-2-compatible GPTConfig."""
     eos = 50256 if config.vocab_size == 50257 else None      # <|endoftext|> in GPT-2's tokenizer
     return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
@@ -231,7 +231,7 @@ def save_pretrained(model: GPT, save_directory, *, overwrite: bool = False) -> P
             # tied: transformers re-ties it to wte
             continue
         tensors[k] = (v.t() if k.endswith(CONV1D_WEIGHTS) else v).detach().to("cpu").contiguous()
-    config = json.dumps(config_to_hf(cfg, dtype), indent=2) + "\n"
+    config = json.dumps(_config_to_hf(cfg, dtype), indent=2) + "\n"
     target.parent.mkdir(parents=True, exist_ok=True)
     if not (target.is_dir() and any(target.iterdir())):
         # a new folder appears complete, or not at all

@@ -31,14 +31,14 @@ from gptlib.position import (
 from gptlib.util import check_index_tensor, is_int, is_real
 
 __all__ = [
-    "ACTIVATIONS", "GPTConfig", "MLP", "Block", "lm_loss", "GPT", "count_params", "flops_per_token",
+    "GPTConfig", "MLP", "Block", "lm_loss", "GPT", "count_params", "flops_per_token",
     "training_memory",
 ]
 
 
 # from chapters/04_model.ipynb, cell 11
 # GPT-2 uses the tanh approximation ("gelu_new" in transformers)
-ACTIVATIONS = ("gelu_tanh", "gelu")
+_ACTIVATIONS = ("gelu_tanh", "gelu")
 
 
 @dataclass
@@ -114,9 +114,9 @@ class GPTConfig:
         if self.position == "sinusoidal" and self.n_embd % 2:
             raise ValueError("position='sinusoidal' pairs a sine with a cosine, so n_embd must be "
                              f"even, got {self.n_embd}")
-        if self.activation not in ACTIVATIONS:
+        if self.activation not in _ACTIVATIONS:
             raise ValueError(f"GPTConfig.activation={self.activation!r} is not one of "
-                             f"{ACTIVATIONS}")
+                             f"{_ACTIVATIONS}")
         if not (is_real(self.dropout) and 0.0 <= self.dropout < 1.0):
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if not (is_real(self.layer_norm_eps) and self.layer_norm_eps > 0):

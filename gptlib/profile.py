@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 __all__ = [
-    "PROFILE_ENV", "Profile", "detect_device", "get_profile", "seed_everything", "run_profile",
-    "PEAK_FLOPS", "peak_flops",
+    "PROFILE_ENV", "Profile", "get_profile", "seed_everything", "run_profile", "PEAK_FLOPS",
+    "peak_flops",
 ]
 
 
@@ -39,7 +39,7 @@ class Profile:
         return torch.autocast(device_type=torch.device(self.device).type, dtype=self.dtype)
 
 
-def detect_device() -> str:
+def _detect_device() -> str:
     """The best available device: cuda > mps > cpu."""
     if torch.cuda.is_available():
         return "cuda"
@@ -54,7 +54,7 @@ def get_profile(name: str | None = None) -> Profile:
     if name not in ("auto", "cpu", "gpu"):
         raise ValueError(f"unknown run profile {name!r} (from ${PROFILE_ENV} or the argument): "
                          "use 'cpu', 'gpu' or 'auto'")
-    device = "cpu" if name == "cpu" else detect_device()
+    device = "cpu" if name == "cpu" else _detect_device()
     if name == "gpu" and device == "cpu":
         raise RuntimeError(f"the gpu profile was asked for, but torch sees no CUDA or MPS device; "
                            f"unset {PROFILE_ENV} or set it to 'cpu'")

@@ -24,8 +24,8 @@ from gptlib.bpe import (
 from gptlib.util import atomic_path, is_int
 
 __all__ = [
-    "BPETokenizer", "GPT2_TIKTOKEN_SHA256", "gpt2_tokenizer", "Tokenizer", "course_tokenizer_path",
-    "course_tokenizer", "load_tokenizer",
+    "BPETokenizer", "gpt2_tokenizer", "Tokenizer", "course_tokenizer_path", "course_tokenizer",
+    "load_tokenizer",
 ]
 
 
@@ -230,7 +230,7 @@ class BPETokenizer:
 
 
 # from chapters/01_tokenization.ipynb, cell 47
-GPT2_TIKTOKEN_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
+_GPT2_TIKTOKEN_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
 
 
 def _bpe_parts(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[bytes]:
@@ -254,9 +254,9 @@ def gpt2_tokenizer() -> tiktoken.Encoding:
                                 "how to rebuild it), or set GPTLIB_DATA to the folder that holds "
                                 "it")
     raw = path.read_bytes()
-    if hashlib.sha256(raw).hexdigest() != GPT2_TIKTOKEN_SHA256:
+    if hashlib.sha256(raw).hexdigest() != _GPT2_TIKTOKEN_SHA256:
         raise ValueError(f"{path} does not have the SHA-256 of GPT-2's ranks "
-                         f"({GPT2_TIKTOKEN_SHA256}): the file is corrupted or a different one; "
+                         f"({_GPT2_TIKTOKEN_SHA256}): the file is corrupted or a different one; "
                          "rebuild it with data/build_data.py")
     lines = (line.split() for line in raw.splitlines() if line)
     ranks = {base64.b64decode(tok): int(rank) for tok, rank in lines}
