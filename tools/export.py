@@ -4,38 +4,41 @@ A code cell is exported when its first line is a marker naming its module:
 
     # export: gptlib/tokenizer.py
 
-The marker stays visible in the rendered book, so a reader sees which code lands in gptlib and where.
-One module comes from one notebook (a notebook may export several modules). What the exporter writes:
+The marker stays visible in the rendered book, so a reader sees which code lands in gptlib and
+where. One module comes from one notebook (a notebook may export several modules). What the exporter
+writes:
 
 * **Cells in notebook order**, each below a provenance comment `# from chapters/NN_x.ipynb, cell K`
-  (K counts all cells of the notebook from 0). The marker line and the exercise markers
-  (`### BEGIN SOLUTION` / `### END SOLUTION`) are dropped; the solutions stay.
-* **Imports hoisted**: every top-level `import` / `from ... import` of the module's cells moves to the top,
-  deduplicated (`from m import a` and `from m import b` become one line), grouped `from __future__`, standard
-  library, third party, gptlib. Their trailing comments are dropped. A name both imported and defined at top
-  level is an error (hoisting would change which one wins). Imports inside functions or under `if`/`try`
-  stay where they are.
+  (K counts all cells of the notebook from 0). The marker line and the exercise markers (`### BEGIN
+  SOLUTION` / `### END SOLUTION`) are dropped; the solutions stay.
+* **Imports hoisted**: every top-level `import` / `from ... import` of the module's cells moves to
+  the top, deduplicated (`from m import a` and `from m import b` become one line), grouped `from
+  __future__`, standard library, third party, gptlib. Their trailing comments are dropped. A name
+  both imported and defined at top level is an error (hoisting would change which one wins). Imports
+  inside functions or under `if`/`try` stay where they are.
 * **Module docstring**: the leading docstring of the module's first exported cell.
-* **`__all__`** generated from the public top-level names, in definition order: functions and classes not
-  starting with `_`, and UPPERCASE constants (minus names removed by a top-level `del`). Do not write
-  `__all__` in an export cell: one that is there anyway is dropped if it lists exactly the generated names,
-  and is an error (naming the difference) otherwise, so nothing leaves the public API silently.
-* **Continuation classes**: a later cell of the same module adds methods to a class by repeating its name as
-  its base, with nothing else at top level but imports and comments:
+* **`__all__`** generated from the public top-level names, in definition order: functions and
+  classes not starting with `_`, and UPPERCASE constants (minus names removed by a top-level `del`).
+  Do not write `__all__` in an export cell: one that is there anyway is dropped if it lists exactly
+  the generated names, and is an error (naming the difference) otherwise, so nothing leaves the
+  public API silently.
+* **Continuation classes**: a later cell of the same module adds methods to a class by repeating its
+  name as its base, with nothing else at top level but imports and comments:
 
       # export: gptlib/tokenizer.py
-      class BPETokenizer(BPETokenizer):  # continued: the exporter merges these methods into the class above
+      class BPETokenizer(BPETokenizer):  # continued: its methods join the class above
           def encode(self, text: str) -> list[int]: ...
 
-  In the notebook this is a subclass that later code uses; in gptlib the body (methods, decorators such as
-  @classmethod/@staticmethod/@property, class attributes, comments) is appended to the original class, below
-  its own provenance comment, so the module has one class a type checker and "go to definition" see whole.
-  Errors: no earlier `class X` in this module; other top-level statements in the cell; `super()` in the
-  continuation (in the notebook it would reach the earlier class, in gptlib the real base: different code);
-  a docstring, decorator or keyword on the continuation class.
+  In the notebook this is a subclass that later code uses; in gptlib the body (methods, decorators
+  such as @classmethod/@staticmethod/@property, class attributes, comments) is appended to the
+  original class, below its own provenance comment, so the module has one class a type checker and
+  "go to definition" see whole. Errors: no earlier `class X` in this module; other top-level
+  statements in the cell; `super()` in the continuation (in the notebook it would reach the earlier
+  class, in gptlib the real base: different code); a docstring, decorator or keyword on the
+  continuation class.
 
-    python tools/export.py            # write gptlib/*.py, remove exported modules no notebook writes any more
-    python tools/export.py --check    # exit 1 (with a diff) if gptlib/ differs from what the notebooks export
+    python tools/export.py            # write gptlib/*.py, remove modules no notebook exports now
+    python tools/export.py --check    # exit 1 (with a diff) if gptlib/ differs from the export
     python tools/export.py --out DIR  # write into DIR instead (used by the tests)
 """
 from __future__ import annotations
@@ -77,7 +80,7 @@ class ExportCell:
         return f"{self.nb}, cell {self.index}"
 
 
-# ------------------------------------------------------------------------------------------------ reading cells
+# ------------------------------------------------------------------------------------ reading cells
 def collect(chapters: Path) -> tuple[dict[str, list[ExportCell]], dict[str, str]]:
     """{module: its exported cells in order} and {module: the notebook it comes from}."""
     parts: dict[str, list[ExportCell]] = {}
@@ -92,19 +95,20 @@ def collect(chapters: Path) -> tuple[dict[str, list[ExportCell]], dict[str, str]
             if module is None:
                 continue
             if origin.setdefault(module, rel) != rel:
-                raise ExportError(f"gptlib/{module} is exported by both {origin[module]} and {rel}: "
-                                  "one module comes from one notebook")
+                raise ExportError(f"gptlib/{module} is exported by both {origin[module]} and "
+                                  f"{rel}: one module comes from one notebook")
             body = nbrules.without_solution_markers(nbrules.source(cell).split("\n", 1)[1]
                                                     if "\n" in nbrules.source(cell) else "")
             parts.setdefault(module, []).append(ExportCell(rel, i, body))
     return parts, origin
 
 
-# ------------------------------------------------------------------------------------------------------ imports
+# ------------------------------------------------------------------------------------------ imports
 @dataclass
 class Imports:
     """The hoisted imports of one module, deduplicated, in first-seen order."""
-    plain: dict[tuple[str, str | None], None] = field(default_factory=dict)                  # import m [as a]
+    # import m [as a]
+    plain: dict[tuple[str, str | None], None] = field(default_factory=dict)
     froms: dict[tuple[int, str], dict[tuple[str, str | None], None]] = field(default_factory=dict)
 
     def add(self, node: ast.Import | ast.ImportFrom) -> None:
@@ -117,7 +121,7 @@ class Imports:
                 names[(a.name, a.asname)] = None
 
     def bound_names(self) -> dict[str, str]:
-        """{name the imports bind at module level: the import that binds it} (__future__ excluded)."""
+        """{name bound at module level: the import that binds it}, __future__ excluded."""
         out = {}
         for name, asname in self.plain:
             out[asname or name.split(".")[0]] = f"import {name}"
@@ -147,21 +151,24 @@ class Imports:
             items = [alias(*n) for n in names]
             line = head + ", ".join(items)
             if len(line) > LINE_LIMIT:
-                wrapped = textwrap.wrap(", ".join(items) + ",", LINE_LIMIT - 4, break_on_hyphens=False)
+                wrapped = textwrap.wrap(", ".join(items) + ",", LINE_LIMIT - 4,
+                                        break_on_hyphens=False)
                 line = head + "(\n" + "\n".join("    " + w for w in wrapped) + "\n)"
             groups.setdefault(group(module, level), []).append((module, 1, line))
-        return "\n\n".join("\n".join(line for *_, line in sorted(groups[g], key=lambda t: (t[1], t[0])))
-                           for g in sorted(groups))
+        def block(g: int) -> str:
+            return "\n".join(line for *_, line in sorted(groups[g], key=lambda t: (t[1], t[0])))
+        return "\n\n".join(block(g) for g in sorted(groups))
 
 
-# --------------------------------------------------------------------------------------------- building a module
+# -------------------------------------------------------------------------------- building a module
 def _is_docstring(node: ast.stmt) -> bool:
-    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str))
 
 
 def _is_continuation(node: ast.stmt) -> bool:
-    return (isinstance(node, ast.ClassDef) and len(node.bases) == 1 and isinstance(node.bases[0], ast.Name)
-            and node.bases[0].id == node.name)
+    return (isinstance(node, ast.ClassDef) and len(node.bases) == 1
+            and isinstance(node.bases[0], ast.Name) and node.bases[0].id == node.name)
 
 
 def _start(node: ast.stmt) -> int:
@@ -180,8 +187,10 @@ def _header_end(lines: list[str], node: ast.ClassDef, where: str) -> int:
     depth, colon_row = 0, None
     for tok in tokenize.generate_tokens(io.StringIO(segment).readline):
         if colon_row is not None:
-            if tok.start[0] == colon_row and tok.type not in (tokenize.COMMENT, tokenize.NEWLINE, tokenize.NL):
-                raise ExportError(f"{where}: write the body of `class {node.name}({node.name})` on its own lines")
+            if tok.start[0] == colon_row and tok.type not in (tokenize.COMMENT, tokenize.NEWLINE,
+                                                              tokenize.NL):
+                raise ExportError(f"{where}: write the body of `class {node.name}({node.name})` "
+                                  "on its own lines")
             if tok.start[0] > colon_row:
                 break
         elif tok.type == tokenize.OP and tok.string in "([{":
@@ -204,8 +213,8 @@ def _reindent(body: list[str], src_indent: str, dst_indent: str, where: str) -> 
         elif line.startswith(src_indent):
             out.append(dst_indent + line[len(src_indent):])
         else:
-            raise ExportError(f"{where}: indent the continuation's body like the class it continues "
-                              f"({len(dst_indent)} spaces)")
+            raise ExportError(f"{where}: indent the continuation's body like the class it "
+                              f"continues ({len(dst_indent)} spaces)")
     return out
 
 
@@ -247,12 +256,13 @@ class ModuleBuilder:
         self.imports = Imports()
         self.docstring: str | None = None
         self.chunks: list[tuple[str, list[list[str]]]] = []   # (provenance, blocks of lines)
-        self.classes: dict[str, tuple[list[str], str]] = {}   # class name -> (its block, body indent)
+        # class name -> (its block, body indent)
+        self.classes: dict[str, tuple[list[str], str]] = {}
         self.public: dict[str, None] = {}
         self.deleted: set[str] = set()
-        self.defined: dict[str, str] = {}                      # top-level name -> where it is defined
-        self.first_chunk: dict[str, int] = {}                  # top-level name -> chunk that first defines it
-        self.class_chunk: dict[str, int] = {}                  # class name -> chunk holding its definition
+        self.defined: dict[str, str] = {}      # top-level name -> where it is defined
+        self.first_chunk: dict[str, int] = {}  # top-level name -> chunk that first defines it
+        self.class_chunk: dict[str, int] = {}  # class name -> chunk holding its definition
         self.handwritten_all: list[tuple[str, set[str]]] = []
 
     def add(self, cell: ExportCell) -> None:
@@ -262,7 +272,7 @@ class ModuleBuilder:
         except SyntaxError as e:
             raise ExportError(f"{where}: the exported code does not parse: {e}") from None
         lines = cell.body.split("\n")
-        drop: set[int] = set()                                  # 0-based line indices left out of the chunk
+        drop: set[int] = set()  # 0-based line indices left out of the chunk
         stmts = list(tree.body)
         rows: dict[int, int] = {}
         for s in stmts:
@@ -276,20 +286,23 @@ class ModuleBuilder:
         for s in stmts:
             if isinstance(s, (ast.Import, ast.ImportFrom)) or _handwritten_all(s):
                 if any(rows[r] > 1 for r in range(_start(s), _end(s) + 1)):
-                    raise ExportError(f"{where}: put `{ast.unparse(s)[:60]}` on a line of its own (no `;`)")
+                    raise ExportError(f"{where}: put `{ast.unparse(s)[:60]}` on a line of its own "
+                                      "(no `;`)")
                 drop.update(range(_start(s) - 1, _end(s)))
                 if _handwritten_all(s):
                     self._note_handwritten_all(s, where)
                 else:
                     self.imports.add(s)
-        body_stmts = [s for s in stmts if not isinstance(s, (ast.Import, ast.ImportFrom)) and not _handwritten_all(s)]
+        body_stmts = [s for s in stmts if not isinstance(s, (ast.Import, ast.ImportFrom))
+                      and not _handwritten_all(s)]
         continuations = [s for s in body_stmts if _is_continuation(s)]
         if continuations:
             others = [s for s in body_stmts if not _is_continuation(s)]
             if others:
+                first = ast.unparse(others[0]).splitlines()[0][:60]
                 raise ExportError(
-                    f"{where}: a cell continuing class {continuations[0].name} holds only the continuation "
-                    f"(and imports, comments); line {others[0].lineno} (`{ast.unparse(others[0]).splitlines()[0][:60]}`) "
+                    f"{where}: a cell continuing class {continuations[0].name} holds only the "
+                    f"continuation (and imports, comments); line {others[0].lineno} (`{first}`) "
                     "belongs in a cell of its own")
             self._merge(cell, lines, drop, continuations)
             return
@@ -301,18 +314,22 @@ class ModuleBuilder:
                 self.public[name] = None
                 self.deleted.discard(name)
             if isinstance(s, ast.Delete):
-                self.deleted.update(n.id for t in s.targets for n in ast.walk(t) if isinstance(n, ast.Name))
+                self.deleted.update(n.id for t in s.targets for n in ast.walk(t)
+                                    if isinstance(n, ast.Name))
         self.chunks.append((f"# from {where}", self._blocks(lines, drop, body_stmts)))
 
     def _note_handwritten_all(self, s: ast.stmt, where: str) -> None:
         value = getattr(s, "value", None)
         if isinstance(s, ast.AugAssign) or not isinstance(value, (ast.List, ast.Tuple)) or \
-                not all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts):
-            raise ExportError(f"{where}: do not write __all__ in an export cell; the exporter generates it")
+                not all(isinstance(e, ast.Constant) and isinstance(e.value, str)
+                        for e in value.elts):
+            raise ExportError(f"{where}: do not write __all__ in an export cell; the exporter "
+                              "generates it")
         self.handwritten_all.append((where, {e.value for e in value.elts}))
 
     def _blocks(self, lines: list[str], drop: set[int], stmts: list[ast.stmt]) -> list[list[str]]:
-        """The kept lines, with each top-level class in a block of its own (continuations append to it)."""
+        """The kept lines, each top-level class in a block of its own (continuations append to
+        it)."""
         self._tidy_blank_lines(lines, drop)
         class_at = {_start(s) - 1: s for s in stmts if isinstance(s, ast.ClassDef)}
         blocks: list[list[str]] = [[]]
@@ -321,8 +338,10 @@ class ModuleBuilder:
             if i in class_at:
                 node = class_at[i]
                 block = lines[i:_end(node)]
-                one_line = _start(node.body[0]) == node.lineno          # `class A: x = 1` takes no continuation
-                indent = "" if one_line else re.match(r"\s*", lines[_start(node.body[0]) - 1]).group()
+                # `class A: x = 1` takes no continuation
+                one_line = _start(node.body[0]) == node.lineno
+                first = lines[_start(node.body[0]) - 1]
+                indent = "" if one_line else re.match(r"\s*", first).group()
                 self.classes[node.name] = (block, indent)
                 self.class_chunk[node.name] = len(self.chunks)
                 blocks += [block, []]
@@ -351,7 +370,8 @@ class ModuleBuilder:
             else:
                 i += 1
 
-    def _merge(self, cell: ExportCell, lines: list[str], drop: set[int], conts: list[ast.ClassDef]) -> None:
+    def _merge(self, cell: ExportCell, lines: list[str], drop: set[int],
+               conts: list[ast.ClassDef]) -> None:
         where = cell.where
         taken: set[int] = set(drop)
         for c in conts:
@@ -361,26 +381,28 @@ class ModuleBuilder:
         for k, c in enumerate(conts):
             if c.name not in self.classes:
                 raise ExportError(
-                    f"{where}: `class {c.name}({c.name})` continues a class, but no earlier export cell of "
-                    f"gptlib/{self.module} defines `class {c.name}`. Define it first (in an earlier cell), or give "
-                    "this class its own name and base.")
+                    f"{where}: `class {c.name}({c.name})` continues a class, but no earlier "
+                    f"export cell of gptlib/{self.module} defines `class {c.name}`. Define it "
+                    "first (in an earlier cell), or give this class its own name and base.")
             if c.decorator_list or c.keywords:
                 raise ExportError(f"{where}: a continuation class takes no decorator or keyword "
                                   f"(`class {c.name}({c.name}):` only)")
             if c.body and _is_docstring(c.body[0]):
-                raise ExportError(f"{where}: a continuation of {c.name} has no docstring of its own (the class "
-                                  "has one); document the methods, or use a comment")
+                raise ExportError(f"{where}: a continuation of {c.name} has no docstring of its "
+                                  "own (the class has one); document the methods, or use a comment")
             for n in ast.walk(c):
-                if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "super":
+                if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) \
+                        and n.func.id == "super":
                     raise ExportError(
-                        f"{where}: super() in the continuation of {c.name} (line {n.lineno}): in the notebook it "
-                        f"reaches the earlier {c.name}, in gptlib the real base class. Call the base class "
-                        "explicitly, or define the method in the original class.")
+                        f"{where}: super() in the continuation of {c.name} (line {n.lineno}): in "
+                        f"the notebook it reaches the earlier {c.name}, in gptlib the real base "
+                        "class. Call the base class explicitly, or define the method in the "
+                        "original class.")
             self._check_eager_names(c, where)
             block, indent = self.classes[c.name]
             if not indent:
-                raise ExportError(f"{where}: class {c.name} is written on one line; give its body lines of its own "
-                                  "so the continuation can join it")
+                raise ExportError(f"{where}: class {c.name} is written on one line; give its body "
+                                  "lines of its own so the continuation can join it")
             head_end = _header_end(lines, c, where)
             src_indent = re.match(r"\s*", lines[_start(c.body[0]) - 1]).group()
             body = _reindent(lines[head_end + 1:_end(c)], src_indent, indent, where)
@@ -391,18 +413,21 @@ class ModuleBuilder:
             block += [""] + notes + body
 
     def _check_eager_names(self, c: ast.ClassDef, where: str) -> None:
-        """Names a continuation evaluates while the class is created (class attributes, decorators, default
-        values, annotations without `from __future__ import annotations`) must exist where the class is
-        defined in gptlib, i.e. not be defined only by a cell between the class and its continuation."""
-        lazy_annotations = ("__future__", "annotations") in {(m, n) for (_, m), names in self.imports.froms.items()
-                                                              for n, _ in names}
+        """Names a continuation evaluates while the class is created (class attributes, decorators,
+        default values, annotations without `from __future__ import annotations`) must exist where
+        the class is defined in gptlib, i.e. not be defined only by a cell between the class and its
+        continuation."""
+        lazy_annotations = ("__future__", "annotations") in {
+            (m, n) for (_, m), names in self.imports.froms.items() for n, _ in names}
         eager: list[ast.AST] = []
         for stmt in c.body:
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 a = stmt.args
-                eager += stmt.decorator_list + a.defaults + [d for d in a.kw_defaults if d is not None]
+                eager += stmt.decorator_list + a.defaults
+                eager += [d for d in a.kw_defaults if d is not None]
                 if not lazy_annotations:
-                    eager += [x.annotation for x in a.posonlyargs + a.args + a.kwonlyargs + [a.vararg, a.kwarg]
+                    args = a.posonlyargs + a.args + a.kwonlyargs + [a.vararg, a.kwarg]
+                    eager += [x.annotation for x in args
                               if x is not None and x.annotation is not None]
                     eager += [stmt.returns] if stmt.returns is not None else []
             else:
@@ -410,27 +435,31 @@ class ModuleBuilder:
         home = self.class_chunk[c.name]
         for node in eager:
             for n in ast.walk(node):
-                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and self.first_chunk.get(n.id, -1) > home:
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) \
+                        and self.first_chunk.get(n.id, -1) > home:
                     raise ExportError(
-                        f"{where}: the continuation of {c.name} uses `{n.id}` while the class is created (line "
-                        f"{n.lineno}), but `{n.id}` is defined after the class ({self.defined[n.id]}); in gptlib the "
-                        f"methods join the class, before that definition. Define `{n.id}` before class {c.name}.")
+                        f"{where}: the continuation of {c.name} uses `{n.id}` while the class is "
+                        f"created (line {n.lineno}), but `{n.id}` is defined after the class "
+                        f"({self.defined[n.id]}); in gptlib the methods join the class, before "
+                        f"that definition. Define `{n.id}` before class {c.name}.")
 
     def text(self) -> str:
         bound = self.imports.bound_names()
         clash = sorted(set(bound) & set(self.defined))
         if clash:
             n = clash[0]
-            raise ExportError(f"gptlib/{self.module}: `{n}` is both imported (`{bound[n]}`) and defined "
-                              f"({self.defined[n]}); hoisting the imports would change which one wins: rename one")
+            raise ExportError(f"gptlib/{self.module}: `{n}` is both imported (`{bound[n]}`) and "
+                              f"defined ({self.defined[n]}); hoisting the imports would change "
+                              "which one wins: rename one")
         public = [n for n in self.public if n not in self.deleted]
         for where, names in self.handwritten_all:
             if names != set(public):
                 missing, extra = sorted(set(public) - names), sorted(names - set(public))
                 raise ExportError(
-                    f"{where}: remove the hand-written __all__ (the exporter generates it from the public "
-                    f"top-level names); it differs from the generated one: not listed {missing}, "
-                    f"listed but not public {extra}. Prefix helpers with `_` to keep them private.")
+                    f"{where}: remove the hand-written __all__ (the exporter generates it from the "
+                    f"public top-level names); it differs from the generated one: not listed "
+                    f"{missing}, listed but not public {extra}. Prefix helpers with `_` to keep "
+                    "them private.")
         out = [HEADER.format(nb=self.nb)]
         top = [self.docstring] if self.docstring else []
         if self.imports.plain or self.imports.froms:
@@ -465,9 +494,9 @@ def exported_modules(chapters: Path) -> dict[str, str]:
     return modules
 
 
-# ------------------------------------------------------------------------------------------- writing / checking
+# ------------------------------------------------------------------------------- writing / checking
 def generated_files(pkg: Path) -> set[str]:
-    """Modules under `pkg` that carry the AUTOGENERATED header (so were written by this exporter)."""
+    """Modules under `pkg` that carry the AUTOGENERATED header (written by this exporter)."""
     return {p.relative_to(pkg).as_posix() for p in pkg.rglob("*.py")
             if p.read_text(encoding="utf-8").startswith(HEADER_PREFIX)}
 
@@ -476,7 +505,8 @@ def diff(pkg: Path, modules: dict[str, str]) -> list[str]:
     """Human-readable differences between the package folder and the export; empty when in sync."""
     problems = []
     for name in sorted(generated_files(pkg) - modules.keys()):
-        problems.append(f"gptlib/{name} carries the export header but no notebook exports it (run `make export`)")
+        problems.append(f"gptlib/{name} carries the export header but no notebook exports it "
+                        "(run `make export`)")
     for name, text in sorted(modules.items()):
         path = pkg / name
         have = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -496,7 +526,8 @@ def write(pkg: Path, modules: dict[str, str]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "gptlib")
     ap.add_argument("--chapters", type=Path, default=ROOT / "chapters")
@@ -508,7 +539,8 @@ def main() -> None:
     if args.check:
         problems = diff(args.out, modules)
         if problems:
-            print("gptlib/ is out of sync with the notebooks; run `make export`:\n", *problems, sep="\n")
+            print("gptlib/ is out of sync with the notebooks; run `make export`:\n", *problems,
+                  sep="\n")
             sys.exit(1)
         print(f"gptlib/ matches the notebooks ({len(modules)} exported modules)")
     else:
