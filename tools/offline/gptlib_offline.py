@@ -1,23 +1,24 @@
 """The offline guard: Python's socket API refuses every destination that is not this machine.
 
-Installed at start-up in every Python process whose environment has GPTLIB_OFFLINE=1 and this folder on
-PYTHONPATH (tools/offline/sitecustomize.py imports it): `make test`, `make execute`, the pytest session
-(conftest.py sets both for itself and everything it starts), notebook kernels and subprocesses that inherit
-that environment. What it blocks, by raising NetworkBlocked (a RuntimeError, so `except OSError` fallbacks
-cannot swallow it):
+Installed at start-up in every Python process whose environment has GPTLIB_OFFLINE=1 and this folder
+on PYTHONPATH (tools/offline/sitecustomize.py imports it): `make test`, `make execute`, the pytest
+session (conftest.py sets both for itself and everything it starts), notebook kernels and
+subprocesses that inherit that environment. What it blocks, by raising NetworkBlocked (a
+RuntimeError, so `except OSError` fallbacks cannot swallow it):
 
-* socket.socket.connect / connect_ex / sendto / sendmsg to an AF_INET/AF_INET6 address that is not loopback
-  (127.0.0.0/8, ::1, IPv4-mapped loopback) or unspecified (0.0.0.0, ::); this covers TCP and UDP, and
-  socket.create_connection, http.client, urllib, requests/urllib3, asyncio, ssl built on them;
-* name resolution of any host other than localhost, this machine's own hostname and loopback/unspecified
-  literals: socket.getaddrinfo, gethostbyname, gethostbyname_ex, gethostbyaddr (so no DNS query either).
+* socket.socket.connect / connect_ex / sendto / sendmsg to an AF_INET/AF_INET6 address that is not
+  loopback (127.0.0.0/8, ::1, IPv4-mapped loopback) or unspecified (0.0.0.0, ::); this covers TCP
+  and UDP, and socket.create_connection, http.client, urllib, requests/urllib3, asyncio, ssl built
+  on them;
+* name resolution of any host other than localhost, this machine's own hostname and
+  loopback/unspecified literals: socket.getaddrinfo, gethostbyname, gethostbyname_ex, gethostbyaddr
+  (so no DNS query either).
 
-Not covered: code that opens sockets outside Python's socket module (C/C++/Rust extensions such as libzmq,
-hf-xet or libcurl, which make their own system calls), processes that do not inherit the environment or
-ignore it (`python -I`/`-E`/`-S`), and non-Python programs (curl, git). AF_UNIX and other families are left
-alone. For a guarantee at the operating-system level, .ci/run runs the suite in a network namespace with
-only loopback (`unshare -n`).
-"""
+Not covered: code that opens sockets outside Python's socket module (C/C++/Rust extensions such as
+libzmq, hf-xet or libcurl, which make their own system calls), processes that do not inherit the
+environment or ignore it (`python -I`/`-E`/`-S`), and non-Python programs (curl, git). AF_UNIX and
+other families are left alone. For a guarantee at the operating-system level, .ci/run runs the suite
+in a network namespace with only loopback (`unshare -n`)."""
 from __future__ import annotations
 
 import ipaddress
@@ -59,8 +60,9 @@ def _is_local(host) -> bool:
 
 def _refuse(what: str, target) -> NetworkBlocked:
     prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
-    return NetworkBlocked(f"offline guard ({ENV}=1) blocked {what} {target!r} in process {os.getpid()} ({prog}): "
-                          "the course's tests and notebooks must run without the network")
+    return NetworkBlocked(f"offline guard ({ENV}=1) blocked {what} {target!r} in process "
+                          f"{os.getpid()} ({prog}): the course's tests and notebooks must run "
+                          "without the network")
 
 
 _real: dict = {"gethostname": socket.gethostname}
@@ -90,7 +92,7 @@ def install() -> None:
         return _real["connect_ex"](self, address)
 
     def sendto(self, data, *args):
-        address = args[-1]                                  # sendto(data, address) / (data, flags, address)
+        address = args[-1]  # sendto(data, address) / (data, flags, address)
         if _inet(self) and isinstance(address, tuple) and not _is_local(address[0]):
             raise _refuse("a datagram to", address)
         return _real["sendto"](self, data, *args)
@@ -122,9 +124,11 @@ def install() -> None:
 
 
 def activate_for_children() -> None:
-    """Set the environment so that every Python process started from now on installs the guard too."""
+    """Set the environment so that every Python process started from now on installs the guard
+    too."""
     here = os.path.dirname(os.path.abspath(__file__))
     os.environ[ENV] = "1"
-    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep) if os.environ.get("PYTHONPATH") else []
+    pythonpath = os.environ.get("PYTHONPATH")
+    paths = pythonpath.split(os.pathsep) if pythonpath else []
     if here not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([here] + paths)

@@ -1,8 +1,9 @@
-"""Start-up hook: with GPTLIB_OFFLINE=1 and this folder on PYTHONPATH, every Python process (pytest, notebook
-kernels, subprocesses) installs the offline guard of gptlib_offline.py before any user code runs.
+"""Start-up hook: with GPTLIB_OFFLINE=1 and this folder on PYTHONPATH, every Python process (pytest,
+notebook kernels, subprocesses) installs the offline guard of gptlib_offline.py before any user code
+runs.
 
-A sitecustomize found later on sys.path (one the interpreter or virtualenv ships) still runs: this file
-would otherwise hide it."""
+A sitecustomize found later on sys.path (one the interpreter or virtualenv ships) still runs: this
+file would otherwise hide it."""
 import importlib.util
 import os
 import sys
