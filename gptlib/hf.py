@@ -3,13 +3,12 @@
 """Hugging Face GPT-2 checkpoints <-> gptlib's GPT (Chapter 4): the file format, kept apart from
 the model.
 
-    from_pretrained(path_or_name)        a checkpoint directory or hub name ("gpt2") -> GPT   (=
-    GPT.from_pretrained)
-    save_pretrained(model, directory)    -> config.json + model.safetensors              (=
-    model.save_pretrained)
-    config_from_hf                       GPT-2's config.json -> GPTConfig (_config_to_hf: back)
-    read_state_dict / load_hf_state_dict the tensors of a checkpoint; copy them into a GPT (Conv1D
-    transposed)
+    from_pretrained(path_or_name)   a checkpoint directory or hub name ("gpt2") -> GPT
+                                    (= GPT.from_pretrained)
+    save_pretrained(model, folder)  -> config.json + model.safetensors (= model.save_pretrained)
+    config_from_hf                  GPT-2's config.json -> GPTConfig (_config_to_hf: back)
+    read_state_dict                 the tensors of a checkpoint directory
+    load_hf_state_dict              copy them into a GPT (Conv1D weights transposed)
 """
 from __future__ import annotations
 
@@ -29,7 +28,7 @@ __all__ = [
 ]
 
 
-# from chapters/04_model.ipynb, cell 69
+# from chapters/04_model.ipynb, cell 75
 # transformers' GPT-2 stores these four as Conv1D weights, (in, out): the transpose of nn.Linear's
 # (out, in)
 CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight",
@@ -62,10 +61,9 @@ def config_from_hf(hf: dict, **overrides) -> GPTConfig:
                              "is supported")
     kw = dict(vocab_size=hf["vocab_size"], block_size=hf["n_positions"], n_layer=hf["n_layer"],
               n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=float(hf.get("resid_pdrop", 0.0)),
-                  bias=True,
-              position="learned", tie_weights=bool(hf.get("tie_word_embeddings", True)),
+              bias=True, position="learned", tie_weights=bool(hf.get("tie_word_embeddings", True)),
               layer_norm_eps=float(hf.get("layer_norm_epsilon", 1e-5)),
-                  activation=_HF_ACTIVATIONS[act])
+              activation=_HF_ACTIVATIONS[act])
     return GPTConfig(**{**kw, **overrides})
 
 
@@ -74,17 +72,18 @@ def _config_to_hf(config: GPTConfig, dtype: torch.dtype) -> dict:
     eos = 50256 if config.vocab_size == 50257 else None      # <|endoftext|> in GPT-2's tokenizer
     return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
             "vocab_size": config.vocab_size, "n_positions": config.block_size,
-                "n_ctx": config.block_size,
+            "n_ctx": config.block_size,
             "n_embd": config.n_embd, "n_layer": config.n_layer, "n_head": config.n_head,
-                "n_inner": None,
+            "n_inner": None,
             "activation_function": "gelu_new" if config.activation == "gelu_tanh" else "gelu",
             "resid_pdrop": config.dropout, "embd_pdrop": config.dropout,
-                "attn_pdrop": config.dropout,
+            "attn_pdrop": config.dropout,
             "layer_norm_epsilon": config.layer_norm_eps, "initializer_range": 0.02,
             "scale_attn_weights": True, "tie_word_embeddings": config.tie_weights,
             "bos_token_id": eos, "eos_token_id": eos, "dtype": str(dtype).removeprefix("torch.")}
 
 
+# from chapters/04_model.ipynb, cell 77
 def _is_offline() -> bool:
     return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes",
                                                          "on") for v in _OFFLINE_VARS)
@@ -131,6 +130,7 @@ def _resolve_checkpoint(path_or_name) -> Path:
     return local
 
 
+# from chapters/04_model.ipynb, cell 79
 def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint directory: model.safetensors, a sharded safetensors index, or
     pytorch_model.bin."""
@@ -186,11 +186,10 @@ def load_hf_state_dict(model: GPT, sd: dict[str, torch.Tensor]) -> None:
 
 def from_pretrained(path_or_name, *, model_cls: type[GPT] = GPT, **overrides) -> GPT:
     """Load a Hugging Face GPT-2 checkpoint: a directory (config.json + model.safetensors or
-    pytorch_model.bin)
-    or a hub name such as "gpt2" (needs huggingface_hub and a connection, or the local HF cache).
-    `overrides` change config fields that do not alter shapes, e.g. dropout=0.0 or
-    fused_attention=False;
-    `model_cls` builds a subclass of GPT instead (GPT.from_pretrained passes its own class)."""
+    pytorch_model.bin) or a hub name such as "gpt2" (needs huggingface_hub and a connection, or the
+    local HF cache). `overrides` change config fields that do not alter shapes, e.g. dropout=0.0 or
+    fused_attention=False; `model_cls` builds a subclass of GPT instead (GPT.from_pretrained passes
+    its own class)."""
     directory = _resolve_checkpoint(path_or_name)
     if not (directory / "config.json").exists():
         raise FileNotFoundError(f"{directory} has no config.json: not a Hugging Face checkpoint "
@@ -201,17 +200,16 @@ def from_pretrained(path_or_name, *, model_cls: type[GPT] = GPT, **overrides) ->
     return model
 
 
+# from chapters/04_model.ipynb, cell 81
 def save_pretrained(model: GPT, save_directory, *, overwrite: bool = False) -> Path:
     """Write config.json + model.safetensors in transformers' GPT-2 format
-    (GPT2LMHeadModel.from_pretrained
-    loads it). Files go to temporary names first and are renamed into place
-    (gptlib.util.atomic_path);
-    a non-empty directory is only replaced with overwrite=True."""
+    (GPT2LMHeadModel.from_pretrained loads it). Files go to temporary names first and are renamed
+    into place (gptlib.util.atomic_path); a non-empty directory is only replaced with
+    overwrite=True."""
     from safetensors.torch import save_file
     cfg = model.config
-    problems = [p for p,
-                bad in ((f"position={cfg.position!r} (GPT-2 has 'learned')",
-                         cfg.position != "learned"),
+    problems = [p for p, bad in ((f"position={cfg.position!r} (GPT-2 has 'learned')",
+                                  cfg.position != "learned"),
                                  ("bias=False (GPT-2 has biases)", not cfg.bias)) if bad]
     if problems:
         raise ValueError("transformers' GPT2LMHeadModel cannot represent this model: "

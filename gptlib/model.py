@@ -31,7 +31,7 @@ from gptlib.position import (
 from gptlib.util import check_index_tensor, is_int, is_real
 
 __all__ = [
-    "GPTConfig", "MLP", "Block", "lm_loss", "GPT", "count_params", "flops_per_token",
+    "GPTConfig", "MLP", "Block", "GPT", "lm_loss", "count_params", "flops_per_token",
     "training_memory",
 ]
 
@@ -168,16 +168,6 @@ class Block(nn.Module):
 
 
 # from chapters/04_model.ipynb, cell 37
-def lm_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
-    """Mean next-token cross-entropy: logits (B, T, V), targets (B, T) (ignore_index positions are
-    skipped)."""
-    if logits.dim() != 3 or targets.shape != logits.shape[:2]:
-        raise ValueError(f"targets must have shape (B, T) = {tuple(logits.shape[:2])} matching the "
-                         f"logits {tuple(logits.shape)}, got {tuple(targets.shape)}")
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
-                           ignore_index=ignore_index)
-
-
 class GPT(nn.Module):
     """GPT-2: token (+ position) embeddings, n_layer pre-LN blocks, final LayerNorm, LM head tied
     to wte."""
@@ -223,6 +213,7 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
+    # from chapters/04_model.ipynb, cell 39 (continues GPT)
     #: Range-check the token ids on every device. Reading ids on a GPU is a host-device sync per
     #: forward, so there it runs only if set (`model.check_ids = True`, e.g. to debug an encoding);
     #: on CPU tensors it is free and always runs. Dtype, shape and length are checked everywhere.
@@ -250,6 +241,7 @@ class GPT(nn.Module):
                                  f"(ids must be in [0, {cfg.vocab_size - 1}]); was the text "
                                  "encoded with a different tokenizer?")
 
+    # from chapters/04_model.ipynb, cell 43 (continues GPT)
     def hidden_states(self, idx: torch.Tensor, *, cache=None, attention_mask=None,
                       position_ids=None) -> torch.Tensor:
         """idx (B, T) token ids -> the final LayerNorm's output (B, T, C), the input of the LM head.
@@ -355,7 +347,18 @@ class GPT(nn.Module):
         return hf.save_pretrained(self, save_directory, overwrite=overwrite)
 
 
-# from chapters/04_model.ipynb, cell 57
+# from chapters/04_model.ipynb, cell 41
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """Mean next-token cross-entropy: logits (B, T, V), targets (B, T) (ignore_index positions are
+    skipped)."""
+    if logits.dim() != 3 or targets.shape != logits.shape[:2]:
+        raise ValueError(f"targets must have shape (B, T) = {tuple(logits.shape[:2])} matching the "
+                         f"logits {tuple(logits.shape)}, got {tuple(targets.shape)}")
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
+                           ignore_index=ignore_index)
+
+
+# from chapters/04_model.ipynb, cell 63
 def count_params(config: GPTConfig) -> int:
     """The number of distinct trainable parameters of GPT(config), computed from the config
     alone."""
@@ -372,7 +375,7 @@ def count_params(config: GPTConfig) -> int:
     return embeddings + config.n_layer * block + layer_norm + head
 
 
-# from chapters/04_model.ipynb, cell 62
+# from chapters/04_model.ipynb, cell 68
 def flops_per_token(config: GPTConfig, seq_len: int | None = None, training: bool = True) -> int:
     """Matmul FLOPs per token: 6N + 12·L·T·C for training (2N + 4·L·T·C forward only), T = seq_len
     or block_size.

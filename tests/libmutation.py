@@ -107,6 +107,7 @@ for line in sys.stdin:
     if pid == 0:
         code = 3
         try:
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)   # never the server's request pipe
             fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             os.dup2(fd, 1)
             os.dup2(fd, 2)

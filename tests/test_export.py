@@ -171,6 +171,22 @@ def test_every_exported_cell_has_a_provenance_comment_and_all_lists_the_public_n
         assert all(tree.body.index(n) < first_code for n in imported), f"gptlib/{name}: imports not hoisted"
 
 
+MAX_CELL_LINES = 150
+# exported cells over the limit that are being split (remove each entry once its cell is split)
+LONG_CELLS = {("chapters/05_pretraining.ipynb", "checkpoint.py"), ("chapters/06_finetuning.ipynb", "lora_io.py")}
+
+
+def test_no_exported_cell_is_over_150_lines():
+    """One idea per cell, with a paragraph of why before it: a longer cell is split (a class may grow
+    over several cells with `class X(X):` continuations)."""
+    parts, _ = export.collect(ROOT / "chapters")
+    long = {(c.nb, name): len(c.body.splitlines()) + 1 for name, cells in parts.items() for c in cells
+            if len(c.body.splitlines()) + 1 > MAX_CELL_LINES}            # + 1: the marker line
+    new = {k: n for k, n in long.items() if k not in LONG_CELLS}
+    assert not new, f"exported cells over {MAX_CELL_LINES} lines (split them): {new}"
+    assert LONG_CELLS <= set(long), f"split now, drop from LONG_CELLS: {sorted(LONG_CELLS - set(long))}"
+
+
 # --------------------------------------------------------------------------- a synthetic notebook,
 # every rule
 def notebook(folder: Path, name: str, *cells: str) -> Path:
