@@ -23,9 +23,9 @@ from gptlib.train import Task
 
 __all__ = [
     "SFT_TASKS", "Instruction", "instruction_examples", "split_instructions", "SFT_USER",
-    "SFT_ASSISTANT", "sft_tokenizer", "sft_extend_vocab", "sft_prompt_ids", "encode_instruction",
-    "mask_prompt", "collate_sft", "SFTLoss", "SFTTask", "greedy_sft", "instruction_options",
-    "option_logprobs",
+    "SFT_ASSISTANT", "CHAT_TEMPLATE", "sft_tokenizer", "sft_extend_vocab", "sft_prompt_ids",
+    "encode_instruction", "mask_prompt", "collate_sft", "SFTLoss", "SFTTask", "greedy_sft",
+    "instruction_options", "option_logprobs",
 ]
 
 
@@ -150,6 +150,12 @@ def split_instructions(train: list[Instruction], held_out: list[Instruction]) ->
 
 # from chapters/06_finetuning.ipynb, cell 79
 SFT_USER, SFT_ASSISTANT = "<|user|>", "<|assistant|>"
+# The same format as a Jinja chat template in transformers' convention (tokenizer_config.json's
+# "chat_template"): <|user|> prompt <|assistant|> " answer" <|endoftext|>, turn after turn (Chapter 7).
+CHAT_TEMPLATE = ("{% for m in messages %}"
+                 "{% if m['role'] == 'user' %}<|user|>{{ m['content'] }}<|assistant|>"
+                 "{% else %} {{ m['content'] }}<|endoftext|>{% endif %}"
+                 "{% endfor %}")
 
 
 def sft_tokenizer(tok: BPETokenizer) -> BPETokenizer:
