@@ -19,7 +19,7 @@ from gptlib.util import atomic_path
 __all__ = ["ADAPTER_CONFIG", "ADAPTER_WEIGHTS", "save_lora", "load_lora"]
 
 
-# from chapters/06_finetuning.ipynb, cell 13
+# from chapters/06_finetuning.ipynb, cell 15
 ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 _PEFT_PREFIX = "base_model.model."
 # switches of peft's LoraConfig for LoRA variants that LoRALinear does not implement: plain values
