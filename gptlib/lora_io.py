@@ -95,6 +95,7 @@ def save_lora(model: nn.Module, directory, *, base_model_name_or_path: str | Non
     return target
 
 
+# from chapters/06_finetuning.ipynb, cell 17
 def _config_targets(model: nn.Module, spec) -> list[str]:
     """The nn.Linear modules peft's target_modules selects in this model (a list of names, a "
       "regex, "all-linear")."""
