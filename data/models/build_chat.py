@@ -97,14 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "generation_config.json").write_text(json.dumps(
         {"bos_token_id": eot, "eos_token_id": eot, "pad_token_id": eot, "max_length": block}, indent=2)
         + "\n")
-    base_card = (args.base / "README.md").read_text(encoding="utf-8") if (args.base / "README.md").is_file() else ""
-    base_line = next((ln for ln in base_card.splitlines() if ln.strip()), "").lstrip("# ")
     command = "OMP_NUM_THREADS=1 python data/models/build_chat.py" + "".join(f" {a}" for a in sys.argv[1:])
     per_task = {t: sum(ex.task == t for ex in train) for t in SFT_TASKS}
     card = f"""# shakespeare-4x256-chat
 
-The course's small GPT (`data/models/shakespeare-4x256/`{f': {base_line}' if base_line else ''})
-instruction-tuned with Chapter 6's supervised fine-tuning, saved with its chat template. It is the model
+The course's small GPT (`data/models/shakespeare-4x256/`, Chapter 5) instruction-tuned with Chapter 6's supervised fine-tuning, saved with its chat template. It is the model
 Chapter 7 chats with (`python -m gptlib.chat data/models/shakespeare-4x256-chat`). It knows four narrow
 tasks, not conversation: replies are short, often wrong, and in the plays' English.
 
