@@ -31,6 +31,7 @@ network's) initialisation and the batches. Every method gets the same budget: th
 skipped, so an interrupted run resumes.
 
     OMP_NUM_THREADS=1 nice -n 19 python experiments/ch6_learning_curve.py           # the whole grid
+    OMP_NUM_THREADS=1 python experiments/ch6_learning_curve.py --fresh   # ... after the base model changed
     python experiments/ch6_learning_curve.py --quick     # every method at 8 per class, seed 0
     # one point
     python experiments/ch6_learning_curve.py --methods "bag of tokens" --per-class 8 --seeds 0
@@ -198,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--quick", action="store_true",
                     help="the smallest point of the grid: 8 passages per class, seed 0 (every method)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="start a new records file (the old one is renamed *.old): after the base "
+                         "model changes, its records no longer describe it")
     ap.add_argument("--out", type=Path, default=RECORDS)
     ap.add_argument("--print-only", action="store_true", help="print the records, do not append "
                                                               "them")
@@ -205,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.per_class, args.seeds = [8], [0]
     torch.set_num_threads(1)                            # one core; results do not depend on threads
+    if args.fresh and args.out.exists() and not args.print_only:
+        args.out.replace(args.out.with_suffix(".jsonl.old"))
     done = set()
     if args.out.exists():
         for line in args.out.read_text().splitlines():
