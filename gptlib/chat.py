@@ -21,22 +21,18 @@ from typing import Iterator, Optional, TextIO
 import torch
 
 from gptlib.model import GPT
+from gptlib.sft import CHAT_TEMPLATE as CHAT_TEMPLATE
 from gptlib.stream import stream
 from gptlib.tokenizer import BPETokenizer
 from gptlib.util import atomic_path
 
-__all__ = [
-    "CHAT_TEMPLATE", "render_chat", "Chat", "save_chat_template", "load_chat", "repl", "main",
-]
+__all__ = ["render_chat", "Chat", "save_chat_template", "load_chat", "repl", "main"]
 
 
 # from chapters/07_generation.ipynb, cell 58
-# Chapter 6's instruction format, <|user|> prompt <|assistant|> " answer" <|endoftext|>, as a Jinja
-# template in transformers' convention (tokenizer_config.json's "chat_template").
-CHAT_TEMPLATE = ("{% for m in messages %}"
-                 "{% if m['role'] == 'user' %}<|user|>{{ m['content'] }}<|assistant|>"
-                 "{% else %} {{ m['content'] }}<|endoftext|>{% endif %}"
-                 "{% endfor %}")
+# Chapter 6's instruction format as a Jinja chat template: <|user|> prompt <|assistant|> " answer"
+# <|endoftext|>; defined with the format in gptlib.sft
+
 _ROLES = ("user", "assistant")
 
 

@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-# from chapters/06_finetuning.ipynb, cell 30
+# from chapters/06_finetuning.ipynb, cell 40
 GENRE_CLASSES = ("comedy", "history", "tragedy")            # the First Folio's three sections
 _GENRE_OF_FOLDER = {"comedies": "comedy", "problems": "comedy", "romances": "comedy",
                    "histories": "history", "tragedies": "tragedy", "roman": "tragedy"}
@@ -95,7 +95,7 @@ def genre_dataset(plays: list[Play], tokenizer, length: int, per_class: int) -> 
     return {"ids": torch.cat(ids), "labels": torch.tensor(labels, dtype=torch.long), "plays": names}
 
 
-# from chapters/06_finetuning.ipynb, cell 38
+# from chapters/06_finetuning.ipynb, cell 48
 def _check_class_labels(labels: torch.Tensor, n_classes: int) -> None:
     """ValueError naming the first label outside 0..n_classes-1 (and where it is)."""
     if labels.dtype not in INDEX_DTYPES:
@@ -150,7 +150,7 @@ class ClassificationTask(Task):
         return int(batch[1].sum()) if len(batch) == 3 else len(batch[-1])
 
 
-# from chapters/06_finetuning.ipynb, cell 42
+# from chapters/06_finetuning.ipynb, cell 52
 class BagOfTokensClassifier(nn.Module):
     """Logistic regression on log(1 + count) of each token id in the passage (pads not counted)."""
 
@@ -167,7 +167,7 @@ class BagOfTokensClassifier(nn.Module):
         return self.linear(counts.log1p())                                  # (B, n_classes)
 
 
-# from chapters/06_finetuning.ipynb, cell 47
+# from chapters/06_finetuning.ipynb, cell 57
 def last_token_states(h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """h (B, T, C), attention_mask (B, T) with 1 on real tokens then 0 on pads (right padding) ->
     (B, C): each row's state at its last real token."""
@@ -176,7 +176,7 @@ def last_token_states(h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Te
     return h[rows, lengths - 1]                                           # (B, C)
 
 
-# from chapters/06_finetuning.ipynb, cell 50
+# from chapters/06_finetuning.ipynb, cell 60
 class GPTClassifier(nn.Module):
     """A GPT body and a linear head on the final-LayerNorm state of each passage's last real token.
 

@@ -18,8 +18,8 @@ from typing import Callable, Iterator, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from gptlib.kvcache import KVCache, LayerKVCache as LayerKVCache
-from gptlib.sampling import process_logits, top_p_filter as top_p_filter
+from gptlib.kvcache import KVCache
+from gptlib.sampling import process_logits
 from gptlib.util import check_index_tensor, is_int, is_real
 
 __all__ = ["generate", "beam_candidates"]
@@ -135,9 +135,6 @@ def _check_generate_args(model, idx, max_new_tokens, *, do_sample, temperature, 
 
 
 # from chapters/07_generation.ipynb, cell 19
-# re-exported for gptlib.checks.ch7, which imports them from here (until it imports their modules)
-
-
 def _last_logits(model) -> Callable[..., torch.Tensor]:
     """A function (ids, cache, mask) -> the float32 logits (B, V) of the last position. The LM head
     runs on that position only; decided once per call of generate, not at every step."""

@@ -183,3 +183,38 @@ def test_template_and_tokenizer_must_agree(tmp_path):
     assert config["chat_template"] == CHAT_TEMPLATE and config["eos_token"] == "<|endoftext|>"
     with pytest.raises(FileNotFoundError, match="save the tokenizer first"):
         save_chat_template(tmp_path / "empty")
+
+
+# ------------------------------------------------------------------ the shipped chat model (data/models/)
+CHAT_MODEL = ROOT / "data" / "models" / "shakespeare-4x256-chat"
+QUESTION = "Who says the quoted words in this excerpt? - ROMEO: But, soft! what light through yonder window " \
+           "breaks? - JULIET: Ay me! Quote: Ay me!"
+
+
+def test_shipped_chat_model_folder_is_complete():
+    """The folder data/models/build_chat.py writes: HF GPT-2 files, the template, end of turn as eos, a card."""
+    names = {p.name for p in CHAT_MODEL.iterdir()}
+    assert {"config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json",
+            "generation_config.json", "README.md"} <= names
+    assert sum(p.stat().st_size for p in CHAT_MODEL.iterdir()) <= 15e6
+    config = json.loads((CHAT_MODEL / "tokenizer_config.json").read_text())
+    assert config["chat_template"] == CHAT_TEMPLATE
+    chat = load_chat(CHAT_MODEL)
+    gen = json.loads((CHAT_MODEL / "generation_config.json").read_text())
+    assert gen["eos_token_id"] == chat.tokenizer.eot_token == chat.end_of_turn[0]
+    card = (CHAT_MODEL / "README.md").read_text()
+    assert "build_chat.py" in card and "MIT" in card
+
+
+def test_shipped_chat_model_answers_through_the_cli():
+    """A scripted question to `python -m gptlib.chat data/models/shakespeare-4x256-chat`: the reply stops at the
+    end-of-turn token (before the token limit) and is the greedy continuation of the folder's own model."""
+    chat = load_chat(CHAT_MODEL)
+    ids = chat.prompt_ids([{"role": "user", "content": QUESTION}], 24)
+    new = generate(chat.model, torch.tensor([ids]), 24, eos_token_id=chat.end_of_turn)[0, len(ids):].tolist()
+    assert new[-1] in chat.end_of_turn and len(new) < 24          # the model ended its turn itself
+    answer = chat.tokenizer.decode(new[:-1]).strip()
+    assert answer
+    r = _run_cli(str(CHAT_MODEL), "--max-new-tokens", "24", stdin=QUESTION + "\n/quit\n")
+    assert r.returncode == 0, r.stderr
+    assert f"model> {answer}\n" in r.stdout and r.stdout.count("model> ") == 1

@@ -1,10 +1,12 @@
 """Chapter 7's exercise checks: each passes on gptlib's reference, fails on a stub and on curated mutants.
 
-Mutants do not call gptlib.generate's solutions (the checks reject that as a shortcut): they use the local copies
+Mutants do not call gptlib's solutions (the checks reject that as a shortcut): they use the local copies
 below, so each one fails with the hint of its own mistake."""
 import torch
 
 from gptlib import generate as G
+from gptlib.kvcache import LayerKVCache
+from gptlib.sampling import top_p_filter
 from gptlib.checks import ch7
 from mutation import Mutant, check_tests, robustness_tests
 
@@ -85,7 +87,7 @@ def top_p_exp_overflows(scores, top_p, min_tokens_to_keep=1):     # a softmax by
 
 
 def top_p_calls_gptlib(scores, top_p, min_tokens_to_keep=1):
-    return G.top_p_filter(scores, top_p, min_tokens_to_keep)
+    return top_p_filter(scores, top_p, min_tokens_to_keep)
 
 
 # --------------------------------------------------------------------------------------------- KV cache
@@ -98,31 +100,31 @@ def _append(self, k, v):                                          # a copy of th
     return self.k[:, :, :end], self.v[:, :, :end]
 
 
-class NoAdvance(G.LayerKVCache):
+class NoAdvance(LayerKVCache):
     def update(self, k, v):
         end = self.length + k.size(2)
         self.k[:, :, self.length:end], self.v[:, :, self.length:end] = k, v
         return self.k[:, :, :end], self.v[:, :, :end]
 
 
-class WholeBuffer(G.LayerKVCache):
+class WholeBuffer(LayerKVCache):
     def update(self, k, v):
         _append(self, k, v)
         return self.k, self.v
 
 
-class OnlyNew(G.LayerKVCache):
+class OnlyNew(LayerKVCache):
     def update(self, k, v):
         _append(self, k, v)
         return k, v
 
 
-class KeysAsValues(G.LayerKVCache):
+class KeysAsValues(LayerKVCache):
     def update(self, k, v):
         return _append(self, k, k)
 
 
-class NoLimit(G.LayerKVCache):
+class NoLimit(LayerKVCache):
     def update(self, k, v):
         start, end = self.length, self.length + k.size(2)
         self.k[:, :, start:end], self.v[:, :, start:end] = k[:, :, :self.max_len - start], v[:, :, :self.max_len - start]
@@ -130,7 +132,7 @@ class NoLimit(G.LayerKVCache):
         return self.k[:, :, :self.length], self.v[:, :, :self.length]
 
 
-class OverwritesFromZero(G.LayerKVCache):
+class OverwritesFromZero(LayerKVCache):
     def update(self, k, v):
         T = k.size(2)
         self.k[:, :, :T], self.v[:, :, :T] = k, v
@@ -138,7 +140,7 @@ class OverwritesFromZero(G.LayerKVCache):
         return self.k[:, :, :self.length], self.v[:, :, :self.length]
 
 
-class ReallocatesFloat32(G.LayerKVCache):
+class ReallocatesFloat32(LayerKVCache):
     def update(self, k, v):
         if self.length == 0:                                      # (re)allocates for the batch it sees
             self.k = torch.zeros(k.size(0), k.size(1), self.max_len, k.size(3), device=k.device)
@@ -146,7 +148,7 @@ class ReallocatesFloat32(G.LayerKVCache):
         return _append(self, k, v)
 
 
-class ReallocatesOnCpu(G.LayerKVCache):
+class ReallocatesOnCpu(LayerKVCache):
     def update(self, k, v):
         if self.length == 0:
             self.k = torch.zeros(k.size(0), k.size(1), self.max_len, k.size(3), dtype=k.dtype)
@@ -154,7 +156,7 @@ class ReallocatesOnCpu(G.LayerKVCache):
         return _append(self, k, v)
 
 
-class IndexCopyCpuIndex(G.LayerKVCache):
+class IndexCopyCpuIndex(LayerKVCache):
     def update(self, k, v):
         start, end = self.length, self.length + k.size(2)
         if end > self.max_len:
@@ -166,7 +168,7 @@ class IndexCopyCpuIndex(G.LayerKVCache):
         return self.k[:, :, :end], self.v[:, :, :end]
 
 
-class AdvancesBeforeChecking(G.LayerKVCache):
+class AdvancesBeforeChecking(LayerKVCache):
     def update(self, k, v):
         self.length += k.size(2)
         if self.length > self.max_len:
@@ -176,9 +178,9 @@ class AdvancesBeforeChecking(G.LayerKVCache):
         return self.k[:, :, :self.length], self.v[:, :, :self.length]
 
 
-class CallsGptlib(G.LayerKVCache):
+class CallsGptlib(LayerKVCache):
     def update(self, k, v):
-        return G.LayerKVCache.update(self, k, v)
+        return LayerKVCache.update(self, k, v)
 
 
 # --------------------------------------------------------------------------------------------- beam step
@@ -278,7 +280,7 @@ def top_p_half(scores, top_p, min_tokens_to_keep=1):  # probabilities in float16
     return scores.masked_fill(remove.scatter(1, order, remove), NEG)
 
 
-class OverflowOnlyWhenFull(G.LayerKVCache):  # checks only a full cache, not length + T_new
+class OverflowOnlyWhenFull(LayerKVCache):  # checks only a full cache, not length + T_new
     def update(self, k, v):
         if self.length >= self.max_len:
             raise ValueError(f"the cache is full (max_len={self.max_len})")
@@ -289,7 +291,7 @@ class OverflowOnlyWhenFull(G.LayerKVCache):  # checks only a full cache, not len
         return self.k[:, :, :end], self.v[:, :, :end]
 
 
-class GrowsByCat(G.LayerKVCache):  # replaces the buffers by ever longer tensors
+class GrowsByCat(LayerKVCache):  # replaces the buffers by ever longer tensors
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.limit = self.k.size(2)
@@ -366,8 +368,8 @@ ISSUE19 = [
 ]
 
 REFERENCES = {
-    "check_top_p_filter": G.top_p_filter,
-    "check_kv_cache_update": G.LayerKVCache,
+    "check_top_p_filter": top_p_filter,
+    "check_kv_cache_update": LayerKVCache,
     "check_beam_candidates": G.beam_candidates,
 }
 TP, KV, BEAM = "check_top_p_filter", "check_kv_cache_update", "check_beam_candidates"
@@ -424,7 +426,7 @@ MUTANTS = [
     ),
     Mutant(
         TP,
-        "calls gptlib.generate.top_p_filter",
+        "calls gptlib.sampling.top_p_filter",
         top_p_calls_gptlib,
         "write it yourself",
         kind="shortcut",
@@ -453,7 +455,7 @@ MUTANTS = [
     ),
     Mutant(
         KV,
-        "calls gptlib.generate.LayerKVCache.update",
+        "calls gptlib.kvcache.LayerKVCache.update",
         CallsGptlib,
         "write it yourself",
         kind="shortcut",

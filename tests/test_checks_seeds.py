@@ -20,6 +20,7 @@ import test_checks_ch5 as T5
 import test_checks_ch6 as T6
 import test_checks_ch7 as T7
 from gptlib import generate as G
+from gptlib.kvcache import LayerKVCache
 from gptlib.checks import CheckFailed, ch1, ch2, ch3, ch4, ch5, ch6, ch7
 
 SEEDS = [str(s) for s in (0, 1, 2, 3, 17, 123, 4242, 2**31 - 1)]
@@ -123,7 +124,7 @@ def mask_prompt_where(ids, n_prompt, ignore_index=-100):
     )
 
 
-class KVIndexCopy(G.LayerKVCache):
+class KVIndexCopy(LayerKVCache):
     def update(self, k, v):
         start, end = self.length, self.length + k.size(2)
         if end > self.max_len:

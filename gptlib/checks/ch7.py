@@ -1,12 +1,13 @@
 """Checks for Chapter 7's exercises (generation): top-p filtering, the KV cache update, a beam search step.
 
-Each check compares the learner's code with gptlib.generate's reference on inputs chosen so the usual
-mistakes show: several rows with different distributions, a token that crosses the top-p threshold, ties,
-top_p = 1.0, a min_tokens_to_keep larger than the nucleus, scores large enough to overflow exp, caches fed 1 and
-several positions at a time, a cache that overflows, beams whose running scores reorder the candidates, more
-candidates than beams, -inf log-probabilities and sums too small for exp. Random cases use the run's seed
-(printed in a failure); every check also runs on another device (CUDA, else "meta") and in a low-precision dtype,
-and fails when the learner's code calls gptlib.generate's own solution instead of computing it.
+Each check compares the learner's code with gptlib's references (gptlib.sampling, gptlib.kvcache,
+gptlib.generate) on inputs chosen so the usual mistakes show: several rows with different distributions, a
+token that crosses the top-p threshold, ties, top_p = 1.0, a min_tokens_to_keep larger than the nucleus,
+scores large enough to overflow exp, caches fed 1 and several positions at a time, a cache that overflows,
+beams whose running scores reorder the candidates, more candidates than beams, -inf log-probabilities and sums
+too small for exp. Random cases use the run's seed (printed in a failure); every check also runs on another
+device (CUDA, else "meta") and in a low-precision dtype, and fails when the learner's code calls gptlib's own
+solution instead of computing it.
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from typing import Any, Callable
 import torch
 
 from gptlib.checks import CheckFailed, Checker, checker, no_solution
-from gptlib.generate import LayerKVCache, beam_candidates, top_p_filter
+from gptlib.generate import beam_candidates
+from gptlib.kvcache import LayerKVCache
+from gptlib.sampling import top_p_filter
 
 __all__ = ["check_top_p_filter", "check_kv_cache_update", "check_beam_candidates"]
 
@@ -107,7 +110,7 @@ def check_top_p_filter(top_p_filter_fn: Callable) -> None:
             c,
             top_p_filter_fn,
             top_p_filter,
-            "gptlib.generate's top_p_filter or transformers' TopPLogitsWarper",
+            "gptlib.sampling's top_p_filter or transformers' TopPLogitsWarper",
             also=_TRANSFORMERS_TOP_P,
         ),
     ):
@@ -263,7 +266,7 @@ def check_kv_cache_update(cls: type) -> None:
     with (
         checker("LayerKVCache.update", cls, device_from="k") as c,
         _no_reference(
-            c, getattr(cls, "update", None), ref_update, "gptlib.generate's LayerKVCache.update"
+            c, getattr(cls, "update", None), ref_update, "gptlib.kvcache's LayerKVCache.update"
         ),
     ):
         g = c.gen()
