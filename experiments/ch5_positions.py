@@ -69,15 +69,21 @@ def load_tokens():
     return tok, encode_plays(train_plays, tok), encode_plays(val_plays, tok)
 
 
-def train(position: str, seed: int, train_ids, val_ids, tok, config: dict = CONFIG) -> Trainer:
-    """The run of one (position, seed): the Trainer, nothing written to disk."""
+def trainer_for(position: str, seed: int, train_ids, val_ids, tok,
+                config: dict = CONFIG) -> Trainer:
+    """The Trainer of one (position, seed), before its first step; nothing is written to disk."""
     cfg = TrainConfig(model=config["model"], set={"dropout": config["dropout"], "position": position},
                       max_steps=config["max_steps"], batch_size=config["batch_size"],
                       lr=config["lr"], min_lr=config["min_lr"],
                       warmup_steps=config["warmup_steps"], eval_every=0, eval_batches=1,
                       seed=seed, device="cpu", progress=False)
-    trainer = Trainer(cfg, train_tokens=train_ids, val_tokens=val_ids, tokenizer=tok, write=False,
-                      verbose=False)
+    return Trainer(cfg, train_tokens=train_ids, val_tokens=val_ids, tokenizer=tok, write=False,
+                   verbose=False)
+
+
+def train(position: str, seed: int, train_ids, val_ids, tok, config: dict = CONFIG) -> Trainer:
+    """The run of one (position, seed), trained to config["max_steps"]."""
+    trainer = trainer_for(position, seed, train_ids, val_ids, tok, config)
     trainer.fit()
     return trainer
 
