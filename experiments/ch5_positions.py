@@ -58,7 +58,7 @@ def commit() -> str:
     r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                        text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "gptlib",
-                            "experiments/ch5_positions.py"],
+                            "experiments"],
                            cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return (r.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
 
