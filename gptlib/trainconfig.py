@@ -18,7 +18,7 @@ from gptlib.util import is_int, is_real
 __all__ = ["describe_presets", "RESUME_FREE", "TrainConfig", "build_parser", "config_from_args"]
 
 
-# from chapters/05_pretraining.ipynb, cell 45
+# from chapters/05_pretraining.ipynb, cell 52
 def _knob(default: Any, help: str, **meta: Any) -> Any:
     """A TrainConfig field: its default and its --help text (and argparse extras such as
     `choices`)."""
@@ -38,7 +38,7 @@ def describe_presets() -> str:
 RESUME_FREE = ("out", "device", "progress", "sample_every", "eval_every", "ckpt_every", "keep_last")
 
 
-# from chapters/05_pretraining.ipynb, cell 46
+# from chapters/05_pretraining.ipynb, cell 53
 @dataclass
 class TrainConfig:
     """Everything that defines a training run. Saved as train_config.json in the run folder."""
@@ -84,7 +84,7 @@ class TrainConfig:
     def __post_init__(self):
         self.validate()
 
-    # from chapters/05_pretraining.ipynb, cell 47 (continues TrainConfig)
+    # from chapters/05_pretraining.ipynb, cell 54 (continues TrainConfig)
     def validate(self) -> None:
         """Raise ValueError naming the bad field and the fix."""
         for name in ("max_steps", "batch_size", "grad_accum", "eval_batches", "keep_last",
@@ -148,7 +148,7 @@ class TrainConfig:
         return cls(**d)
 
 
-# from chapters/05_pretraining.ipynb, cell 49
+# from chapters/05_pretraining.ipynb, cell 56
 def build_parser() -> argparse.ArgumentParser:
     """The command line, generated from TrainConfig's fields (their help and default are written
     once)."""

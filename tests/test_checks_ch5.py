@@ -348,13 +348,94 @@ ISSUE19 = [
     ),
 ]
 
+
+# ------------------------------------------------------------------------------------------ forgotten 1/k
+def _norm(ts) -> float:
+    return torch.cat([t.flatten() for t in ts]).norm().item()
+
+
+def fs_reference(make_model, make_optimizer, xb, k, *, divide=False, reuse=False, grad_as_update=False,
+                 upside_down=False):
+    from gptlib.model import lm_loss
+    grad_norms, update_norms, model = [], [], None
+    for parts in (1, k):
+        if model is None or not reuse:
+            model = make_model()
+        params = list(model.parameters())
+        opt = make_optimizer(model.parameters())
+        before = [p.detach().clone() for p in params]
+        for part in xb.chunk(parts):
+            loss = lm_loss(model(part[:, :-1]), part[:, 1:])
+            (loss / parts if divide else loss).backward()
+        grad_norms.append(_norm([p.grad for p in params]))
+        opt.step()
+        update_norms.append(_norm([p.detach() - b for p, b in zip(params, before)]))
+        if not reuse:
+            opt.zero_grad()
+    g, u = grad_norms[1] / grad_norms[0], update_norms[1] / update_norms[0]
+    if grad_as_update:
+        u = g
+    return (1 / g, 1 / u) if upside_down else (g, u)
+
+
+def fs_divides(*a):
+    return fs_reference(*a, divide=True)
+
+
+def fs_reuses_model(*a):
+    return fs_reference(*a, reuse=True)
+
+
+def fs_grad_as_update(*a):
+    return fs_reference(*a, grad_as_update=True)
+
+
+def fs_upside_down(*a):
+    return fs_reference(*a, upside_down=True)
+
+
+def fs_hard_coded(make_model, make_optimizer, xb, k):
+    make_model(), make_model()
+    return float(k), 1.0                       # AdamW's answer, for every optimizer
+
+
+def fs_tensor(*a):
+    return tuple(torch.tensor(v) for v in fs_reference(*a))
+
+
+def fs_last_micro_batch(make_model, make_optimizer, xb, k):
+    from gptlib.model import lm_loss
+    grad_norms, update_norms = [], []
+    for parts in (1, k):
+        model = make_model()
+        opt = make_optimizer(model.parameters())
+        before = [p.detach().clone() for p in model.parameters()]
+        for part in xb.chunk(parts):
+            opt.zero_grad()                     # the mistake: each micro-batch wipes the last one's gradient
+            lm_loss(model(part[:, :-1]), part[:, 1:]).backward()
+        grad_norms.append(_norm([p.grad for p in model.parameters()]))
+        opt.step()
+        update_norms.append(_norm([p.detach() - b for p, b in zip(model.parameters(), before)]))
+    return grad_norms[1] / grad_norms[0], update_norms[1] / update_norms[0]
+
+
 REFERENCES = {
     "check_interpolated_trigram": NG.interpolated_trigram_nll,
     "check_param_groups": TR.param_groups,
     "check_lr_at": TR.lr_at,
+    "check_forgotten_scale": fs_reference,
 }
 
 MUTANTS = [
+    Mutant("check_forgotten_scale", "divides by k (measures the fix)", fs_divides, hint="leave the 1/k out"),
+    Mutant("check_forgotten_scale", "one model for both cases", fs_reuses_model, hint="fresh model"),
+    Mutant("check_forgotten_scale", "the gradient ratio as the update", fs_grad_as_update,
+           hint="gradient ratio again"),
+    Mutant("check_forgotten_scale", "ratios upside down", fs_upside_down, hint="upside down"),
+    Mutant("check_forgotten_scale", "AdamW's answers hard-coded", fs_hard_coded, hint="update ratio"),
+    Mutant("check_forgotten_scale", "tensors, not floats", fs_tensor, hint="two Python floats"),
+    Mutant("check_forgotten_scale", "zero_grad between micro-batches", fs_last_micro_batch,
+           hint="accumulated gradient"),
     Mutant(
         "check_interpolated_trigram",
         "mixes log-probabilities",

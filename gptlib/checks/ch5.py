@@ -1,5 +1,6 @@
 """Checks for Chapter 5's exercises (pretraining): the interpolated add-k trigram, AdamW's parameter groups and
-the warmup + cosine learning-rate schedule.
+the warmup + cosine learning-rate schedule, and the measurement of a forgotten 1/k in gradient
+accumulation (predict, then measure).
 
 Each check runs the learner's function through `c.call` (a crash names the case) and compares it with an
 independent reference on inputs that make the usual mistakes show: a small vocabulary with non-trivial
@@ -35,7 +36,7 @@ def _no_reference(c: Checker, learner: Callable, reference: Callable, what: str)
     )
 
 
-__all__ = ["check_interpolated_trigram", "check_param_groups", "check_lr_at"]
+__all__ = ["check_interpolated_trigram", "check_param_groups", "check_lr_at", "check_forgotten_scale"]
 
 
 # ------------------------------------------------------------------------------------------ n-gram trigram
@@ -448,3 +449,68 @@ def check_lr_at(fn: Callable) -> None:
                         "(step - warmup) / (total - warmup), a half cosine from max_lr to min_lr"
                     )
                 c.expect(False, case, f"{rel_error(got, want)}: {hint}")
+
+
+# ------------------------------------------------------------------------------------------ predict, then measure
+def _tiny_factory(seed: int):
+    """A factory of identical tiny GPTs (fresh weights on every call) and a count of its calls."""
+    from gptlib.model import GPT, GPTConfig
+    calls = [0]
+
+    def make_model():
+        calls[0] += 1
+        torch.manual_seed(seed)
+        return GPT(GPTConfig(vocab_size=48, block_size=16, n_layer=1, n_head=2, n_embd=16,
+                             dropout=0.0))
+    return make_model, calls
+
+
+def check_forgotten_scale(fn: Callable) -> None:
+    """fn(make_model, make_optimizer, xb, k) -> (gradient-norm ratio, update-norm ratio) of k
+    micro-batches whose losses are summed without 1/k, against one batch of the same windows."""
+    optimizers = {
+        "AdamW(lr=1e-3)": (lambda ps: torch.optim.AdamW(ps, lr=1e-3), lambda k: 1.0, 1e-2),
+        "SGD(lr=0.1)": (lambda ps: torch.optim.SGD(ps, lr=0.1), lambda k: float(k), 1e-4),
+    }
+    with checker("forgotten_scale", fn) as c:
+        for name, (make_opt, update_ratio, tol) in optimizers.items():
+            for k in (2, 4):
+                make_model, calls = _tiny_factory(c.rng.randint(0, 10_000))
+                xb = torch.randint(0, 48, (8, 17), generator=c.gen())
+                case = f"{name}, a batch of 8 windows as k={k} micro-batches"
+                out = c.call(case, fn, make_model, make_opt, xb, k)
+                ok = (isinstance(out, tuple) and len(out) == 2
+                      and all(isinstance(v, float) for v in out))
+                c.expect(ok, case, "return a tuple of two Python floats: (gradient ratio, "
+                                   f"update ratio), got {type(out).__name__}")
+                if not ok:
+                    continue
+                g, u = out
+                c.expect(calls[0] >= 2, case, "build a fresh model with make_model() for each of "
+                                               "the two cases, so both start from the same weights")
+                if abs(g - k) > 1e-4 * k:
+                    if abs(g - 1) < 1e-3:
+                        hint = ("the gradients agree: you divided each micro-batch's loss by k; this "
+                                "exercise measures the bug, so leave the 1/k out")
+                    elif abs(g - 1 / k) < 1e-3:
+                        hint = "upside down: the ratio is (k micro-batches) / (one batch)"
+                    elif abs(g - (k + 1)) < 1e-3:
+                        hint = ("the first case's gradient is still in .grad: each case needs a fresh "
+                                "model (or zero_grad) before its backward passes")
+                    else:
+                        hint = ("the gradient ratio is the global norm (all parameters together) of "
+                                "the accumulated gradient over that of one batch")
+                    c.expect(False, case, f"gradient ratio {rel_error(g, float(k))}: {hint}")
+                want = update_ratio(k)
+                if abs(u - want) > tol * max(1.0, want):
+                    if abs(u - k) < 1e-3 and want != k:
+                        hint = ("that is the gradient ratio again: the update is the change of the "
+                                "weights made by one optimizer step (after minus a copy taken before)")
+                    elif abs(u - 1 / k) < 1e-3 or abs(u - 1 / want) < 1e-3:
+                        hint = "upside down: the ratio is (k micro-batches) / (one batch)"
+                    else:
+                        hint = ("the update is the change of all the weights made by one "
+                                "make_optimizer(...).step(): the global norm of (after - before)")
+                    c.expect(False, case, f"update ratio {rel_error(u, want)}: {hint}")
+                else:
+                    c.expect(True, case, "")
