@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 
-# from chapters/05_pretraining.ipynb, cell 58
+# from chapters/05_pretraining.ipynb, cell 61
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated or corrupted (its files do not match its manifest)."""
 
@@ -58,7 +58,7 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-# from chapters/05_pretraining.ipynb, cell 60
+# from chapters/05_pretraining.ipynb, cell 63
 def save_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                     state: dict) -> Path:
     """Write checkpoint `folder` atomically: the files go to a hidden temporary folder, a manifest
@@ -112,7 +112,7 @@ def verify_checkpoint(folder: Path) -> dict:
     return manifest
 
 
-# from chapters/05_pretraining.ipynb, cell 62
+# from chapters/05_pretraining.ipynb, cell 65
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """The run's checkpoint folders, oldest first (temporary folders of interrupted writes are not
     listed)."""

@@ -19,9 +19,8 @@ from gptlib.train import Task
 from gptlib.util import INDEX_DTYPES, is_int
 
 __all__ = [
-    "GENRE_CLASSES", "GENRE_TEST_PLAYS", "GENRE_VAL_PLAYS", "genre_label", "genre_split",
-    "genre_dataset", "ClassificationTask", "BagOfTokensClassifier", "last_token_states",
-    "GPTClassifier",
+    "GENRE_CLASSES", "genre_label", "genre_split", "genre_dataset", "ClassificationTask",
+    "BagOfTokensClassifier", "last_token_states", "GPTClassifier",
 ]
 
 
@@ -29,8 +28,8 @@ __all__ = [
 GENRE_CLASSES = ("comedy", "history", "tragedy")            # the First Folio's three sections
 _GENRE_OF_FOLDER = {"comedies": "comedy", "problems": "comedy", "romances": "comedy",
                    "histories": "history", "tragedies": "tragedy", "roman": "tragedy"}
-GENRE_TEST_PLAYS = VAL_PLAYS                               # held out of pretraining too (Chapter 5)
-GENRE_VAL_PLAYS = ("much-ado-about-nothing", "a-winter-s-tale", "richard-ii", "henry-vi-part-2",
+_GENRE_TEST_PLAYS = VAL_PLAYS                              # held out of pretraining too (Chapter 5)
+_GENRE_VAL_PLAYS = ("much-ado-about-nothing", "a-winter-s-tale", "richard-ii", "henry-vi-part-2",
                    "othello", "coriolanus")
 
 
@@ -43,8 +42,8 @@ def genre_label(play: Play) -> int:
     return GENRE_CLASSES.index(_GENRE_OF_FOLDER[play.genre])
 
 
-def genre_split(plays: list[Play] | None = None, test_plays=GENRE_TEST_PLAYS,
-                val_plays=GENRE_VAL_PLAYS) -> dict[str, list[Play]]:
+def genre_split(plays: list[Play] | None = None, test_plays=_GENRE_TEST_PLAYS,
+                val_plays=_GENRE_VAL_PLAYS) -> dict[str, list[Play]]:
     """{"train", "val", "test"}: the plays, split by play (no play in two splits)."""
     plays = load_plays() if plays is None else plays
     names = {p.play for p in plays}

@@ -72,7 +72,7 @@ def default_loss_route(device: str) -> str:
     return "plain"
 
 
-# from chapters/05_pretraining.ipynb, cell 117
+# from chapters/05_pretraining.ipynb, cell 120
 class _LinearCrossEntropy(torch.autograd.Function):
     """mean CE(h @ weight.T, targets), chunk by chunk; the gradients are computed in the same
     pass."""

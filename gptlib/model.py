@@ -130,8 +130,7 @@ def _norm(config: GPTConfig) -> LayerNorm:
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward: Linear C -> 4C, GELU, Linear 4C -> C (names as in GPT-2: c_fc,
-    c_proj)."""
+    """Position-wise feed-forward: Linear C -> 4C, GELU, Linear 4C -> C (GPT-2's c_fc, c_proj)."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -154,8 +153,7 @@ class Block(nn.Module):
         super().__init__()
         self.ln_1 = _norm(config)
         self.attn = MultiHeadAttention(config.n_embd, config.n_head, dropout=config.dropout,
-                                       bias=config.bias,
-                                       fused=config.fused_attention)
+                                       bias=config.bias, fused=config.fused_attention)
         self.ln_2 = _norm(config)
         self.mlp = MLP(config)
 
@@ -169,8 +167,7 @@ class Block(nn.Module):
 
 # from chapters/04_model.ipynb, cell 37
 class GPT(nn.Module):
-    """GPT-2: token (+ position) embeddings, n_layer pre-LN blocks, final LayerNorm, LM head tied
-    to wte."""
+    """GPT-2: token (+ position) embeddings, n_layer pre-LN blocks, final LayerNorm, tied LM head."""
 
     # an nn.ModuleDict: wte, wpe (learned/sinusoidal only), drop, h (the blocks), ln_f
     transformer: Any

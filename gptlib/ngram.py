@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["unigram_nll", "bigram_nll", "interpolated_trigram_nll", "kneser_ney_trigram_nll"]
+__all__ = [
+    "unigram_nll", "bigram_nll", "interpolated_trigram_nll", "kneser_ney_trigram_nll",
+    "kneser_ney_nll",
+]
 
 
 # from chapters/05_pretraining.ipynb, cell 9
@@ -107,3 +110,42 @@ def kneser_ney_trigram_nll(train, val, vocab_size: int, discount: float = 0.75) 
                   np.maximum(_lookup(tri, n_abc, (a * V + b) * V + c) - D, 0) / np.maximum(nab, 1)
                   + D * tab / np.maximum(nab, 1) * p2, p2)
     return float(-np.log(p3).mean())
+
+
+# from chapters/05_pretraining.ipynb, cell 15
+def _grams(a: np.ndarray, k: int, V: int) -> np.ndarray:
+    """Codes of the k-grams of `a` (base V, int64): one per position from k-1 to the end."""
+    n = len(a) - k + 1
+    code = np.zeros(n, dtype=np.int64)
+    for j in range(k):
+        code = code * V + a[j:j + n]
+    return code
+
+
+def kneser_ney_nll(train, val, vocab_size: int, order: int, discount: float = 0.75) -> float:
+    """Interpolated Kneser–Ney of any order (one discount D), scored on every validation token with
+    `order - 1` tokens before it: the highest order uses counts, each lower order continuation
+    counts (distinct tokens seen before the n-gram), and each backs off to the one below; order 3
+    is `kneser_ney_trigram_nll`."""
+    train, val = _ids(train), _ids(val)
+    V, D = vocab_size, discount
+    if not 2 <= order or V ** order >= 2 ** 62:
+        raise ValueError(f"order must be >= 2 and V**order fit in int64; got order={order}, V={V}")
+    N_c = np.bincount(np.unique(_grams(train, 2, V)) % V, minlength=V).astype(np.float64)
+    N_all, T_all = N_c.sum(), float((N_c > 0).sum())
+    p = (np.maximum(N_c - D, 0) / N_all + D * T_all / N_all / V)[val[order - 1:]]   # order 1
+    for k in range(2, order + 1):
+        if k < order:        # continuation counts: distinct predecessors of each k-gram
+            keys, n = _counts(np.unique(_grams(train, k + 1, V)) % V ** k)
+        else:                # the highest order: plain counts
+            keys, n = _counts(_grams(train, k, V))
+        ctx, inv = np.unique(keys // V, return_inverse=True)
+        total = np.bincount(inv, weights=n)                  # per context: count of all k-grams
+        types = np.bincount(inv).astype(np.float64)          # per context: distinct continuations
+        q = _grams(val[order - k:], k, V)                    # the validation k-grams, (N,)
+        n_q = _lookup(keys, n, q).astype(np.float64)
+        t_q = _lookup(ctx, total, q // V).astype(np.float64)
+        d_q = _lookup(ctx, types, q // V).astype(np.float64)
+        p = np.where(t_q > 0, np.maximum(n_q - D, 0) / np.maximum(t_q, 1)
+                     + D * d_q / np.maximum(t_q, 1) * p, p)  # an unseen context: the lower order
+    return float(-np.log(p).mean())

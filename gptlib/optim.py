@@ -12,7 +12,7 @@ import torch.nn as nn
 __all__ = ["param_groups", "configure_optimizer", "lr_at"]
 
 
-# from chapters/05_pretraining.ipynb, cell 21
+# from chapters/05_pretraining.ipynb, cell 24
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Two AdamW groups: weight decay on every parameter with >= 2 dims (matmul weights,
     embeddings), none on biases and LayerNorm gains. Tied parameters are counted once
@@ -35,7 +35,7 @@ def configure_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.1, 
     return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=betas, fused=fused)
 
 
-# from chapters/05_pretraining.ipynb, cell 26
+# from chapters/05_pretraining.ipynb, cell 29
 def lr_at(step: int, max_lr: float, warmup: int, total: int, min_lr: float = 0.0) -> float:
     """Learning rate of optimizer step `step` (0-based): linear warmup over `warmup` steps from
     max_lr/warmup to max_lr, then cosine decay to min_lr at step `total`; min_lr after that."""

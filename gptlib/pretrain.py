@@ -19,7 +19,7 @@ from gptlib.tokenizer import Tokenizer
 __all__ = ["TOKENIZERS", "load_tokens", "WindowSampler", "Task", "LMTask", "sample_text"]
 
 
-# from chapters/05_pretraining.ipynb, cell 43
+# from chapters/05_pretraining.ipynb, cell 46
 TOKENIZERS = ("course", "gpt2")
 
 
@@ -38,7 +38,7 @@ def load_tokens(data: str | None, tokenizer: Tokenizer) -> tuple[np.ndarray, np.
     return np.asarray(load_shard(folder / "train.bin")), np.asarray(load_shard(folder / "val.bin"))
 
 
-# from chapters/05_pretraining.ipynb, cell 45
+# from chapters/05_pretraining.ipynb, cell 48
 class WindowSampler:
     """Which windows of the training tokens sample i reads: every epoch is a fresh shuffle (seeded
     by (seed, epoch)) of the non-overlapping windows, shifted by a random offset. A pure function of
@@ -72,7 +72,7 @@ class WindowSampler:
         return out
 
 
-# from chapters/05_pretraining.ipynb, cell 47
+# from chapters/05_pretraining.ipynb, cell 50
 class Task:
     """What the Trainer trains on. A task has `n_train` and `n_val` examples; `batch(split,
     indices)` returns a tuple of CPU tensors for those examples; `loss_module(model)` returns an
@@ -112,7 +112,7 @@ class Task:
                              f"and {self.n_val}")
 
 
-# from chapters/05_pretraining.ipynb, cell 49
+# from chapters/05_pretraining.ipynb, cell 52
 class _LossModel(nn.Module):
     """model + loss in one forward, so DistributedDataParallel (and torch.compile) see the whole
     step."""

@@ -18,7 +18,7 @@ from gptlib.trainconfig import RESUME_FREE, TrainConfig
 __all__ = ["open_run_dir", "start_log", "save_final"]
 
 
-# from chapters/05_pretraining.ipynb, cell 64
+# from chapters/05_pretraining.ipynb, cell 67
 def open_run_dir(run_dir: Path, config: TrainConfig, *, resume: bool, overwrite: bool,
                  write: bool = True, rank: int = 0) -> Path | None:
     """Check that the run may start (or resume) in `run_dir`; return the checkpoint to resume
@@ -59,7 +59,7 @@ def start_log(run_dir: Path, config: TrainConfig, step: int) -> None:
         log.unlink()
 
 
-# from chapters/05_pretraining.ipynb, cell 65
+# from chapters/05_pretraining.ipynb, cell 68
 def save_final(folder: Path, model: Any, tokenizer: Tokenizer, tokenizer_name: str,
                hf_format: bool) -> None:
     """final/: with `hf_format` (a pretrained GPT-2-shaped model), Hugging Face GPT-2 format with

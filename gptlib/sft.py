@@ -151,7 +151,8 @@ def split_instructions(train: list[Instruction], held_out: list[Instruction]) ->
 # from chapters/06_finetuning.ipynb, cell 94
 SFT_USER, SFT_ASSISTANT = "<|user|>", "<|assistant|>"
 # The same format as a Jinja chat template in transformers' convention (tokenizer_config.json's
-# "chat_template"): <|user|> prompt <|assistant|> " answer" <|endoftext|>, turn after turn (Chapter 7).
+# "chat_template"): <|user|> prompt <|assistant|> " answer" <|endoftext|>, turn after turn
+# (Chapter 7).
 CHAT_TEMPLATE = ("{% for m in messages %}"
                  "{% if m['role'] == 'user' %}<|user|>{{ m['content'] }}<|assistant|>"
                  "{% else %} {{ m['content'] }}<|endoftext|>{% endif %}"

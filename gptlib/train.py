@@ -37,7 +37,7 @@ from gptlib.trainconfig import TrainConfig, build_parser, config_from_args
 __all__ = ["TrainingStopped", "TrainingInterrupted", "Trainer", "train", "main"]
 
 
-# from chapters/05_pretraining.ipynb, cell 67
+# from chapters/05_pretraining.ipynb, cell 70
 # Chapter 6 and the exercise checks import these from gptlib.train (the first edition's home)
 _ALSO_HERE = (Task, TrainConfig, param_groups, CheckpointError)
 
@@ -82,7 +82,7 @@ class Trainer:
         self.flops_per_token = flops_per_token(self.model.config)
         self.history: list[dict] = []
 
-    # from chapters/05_pretraining.ipynb, cell 69 (continues Trainer)
+    # from chapters/05_pretraining.ipynb, cell 72 (continues Trainer)
     def _start_processes(self) -> None:
         """One process, or one rank of torchrun's group; the hardware policy comes from
         gptlib.profile."""
@@ -108,7 +108,7 @@ class Trainer:
         if self.ddp:
             torch.distributed.barrier()
 
-    # from chapters/05_pretraining.ipynb, cell 71 (continues Trainer)
+    # from chapters/05_pretraining.ipynb, cell 74 (continues Trainer)
     def _model_and_task(self, model, task, train_tokens, val_tokens) -> tuple[Any, Task]:
         """The model on its device, and the task: pretraining (an LMTask) unless one is given."""
         cfg = self.config
@@ -153,7 +153,7 @@ class Trainer:
             random.seed(seed)
             np.random.seed(seed)
 
-    # from chapters/05_pretraining.ipynb, cell 73 (continues Trainer)
+    # from chapters/05_pretraining.ipynb, cell 76 (continues Trainer)
     def _batch(self, split: str, indices: list[int]) -> tuple[torch.Tensor, ...]:
         """The micro-batch of these examples, on the device."""
         return tuple(t.to(self.device, non_blocking=True) for t in self.task.batch(split, indices))
@@ -223,7 +223,7 @@ class Trainer:
             torch.distributed.barrier()
         return folder
 
-    # from chapters/05_pretraining.ipynb, cell 75 (continues Trainer)
+    # from chapters/05_pretraining.ipynb, cell 78 (continues Trainer)
     def train_step(self) -> dict:
         """One optimizer step: grad_accum micro-batches (gradients all-reduced on the last one
         only), clipping, the scheduled learning rate, AdamW."""
@@ -256,7 +256,7 @@ class Trainer:
         mean = self._all_mean(float(loss_sum) / cfg.grad_accum)          # one host sync per step
         return {"step": self.step, "loss": mean, "lr": lr, "grad_norm": float(norm)}
 
-    # from chapters/05_pretraining.ipynb, cell 77 (continues Trainer)
+    # from chapters/05_pretraining.ipynb, cell 80 (continues Trainer)
     def _catch_signals(self) -> dict:
         """Turn the first Ctrl-C (SIGINT) or SIGTERM into a request to stop after the current step;
         a second Ctrl-C interrupts at once. Only the main thread may install handlers."""
@@ -290,7 +290,7 @@ class Trainer:
             f"stopped by {name} at step {self.step}; checkpoint written to {folder}. Continue "
             f"with: python -m gptlib.train --config {self.run_dir / 'train_config.json'} --resume")
 
-    # from chapters/05_pretraining.ipynb, cell 79 (continues Trainer)
+    # from chapters/05_pretraining.ipynb, cell 82 (continues Trainer)
     def fit(self) -> list[dict]:
         """Train to max_steps; write log.jsonl, checkpoints and final/. Returns the log records."""
         from tqdm.auto import tqdm
@@ -368,7 +368,7 @@ class Trainer:
                   flush=True)
 
 
-# from chapters/05_pretraining.ipynb, cell 81
+# from chapters/05_pretraining.ipynb, cell 84
 def train(config: TrainConfig, **kwargs) -> list[dict]:
     """Trainer(config, **kwargs).fit(): the log records of the run."""
     return Trainer(config, **kwargs).fit()

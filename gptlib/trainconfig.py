@@ -15,10 +15,10 @@ from gptlib.model import GPTConfig
 from gptlib.pretrain import TOKENIZERS
 from gptlib.util import is_int, is_real
 
-__all__ = ["describe_presets", "RESUME_FREE", "TrainConfig", "build_parser", "config_from_args"]
+__all__ = ["RESUME_FREE", "TrainConfig", "build_parser", "config_from_args"]
 
 
-# from chapters/05_pretraining.ipynb, cell 52
+# from chapters/05_pretraining.ipynb, cell 55
 def _knob(default: Any, help: str, **meta: Any) -> Any:
     """A TrainConfig field: its default and its --help text (and argparse extras such as
     `choices`)."""
@@ -27,7 +27,7 @@ def _knob(default: Any, help: str, **meta: Any) -> Any:
     return field(default=default, metadata={"help": help, **meta})
 
 
-def describe_presets() -> str:
+def _describe_presets() -> str:
     """One line per course preset, e.g. "nano: 2 layers x 64 wide, 4 heads, context 64"."""
     return "; ".join(f"{name}: {p['n_layer']} layers x {p['n_embd']} wide, {p['n_head']} heads, "
                      f"context {p.get('block_size', GPTConfig.block_size)}"
@@ -38,12 +38,12 @@ def describe_presets() -> str:
 RESUME_FREE = ("out", "device", "progress", "sample_every", "eval_every", "ckpt_every", "keep_last")
 
 
-# from chapters/05_pretraining.ipynb, cell 53
+# from chapters/05_pretraining.ipynb, cell 56
 @dataclass
 class TrainConfig:
     """Everything that defines a training run. Saved as train_config.json in the run folder."""
     out: str = _knob("runs/default", "the run folder: log.jsonl, checkpoints/, final/")
-    model: str = _knob("micro", "GPTConfig preset (the course's small ones: " + describe_presets()
+    model: str = _knob("micro", "GPTConfig preset (the course's small ones: " + _describe_presets()
                        + "; or gpt2, gpt2-medium, ...)")
     set: dict = _knob({}, "override a GPTConfig field, e.g. --set n_layer=4 --set dropout=0.1 "
                           "(repeatable)")
@@ -84,7 +84,7 @@ class TrainConfig:
     def __post_init__(self):
         self.validate()
 
-    # from chapters/05_pretraining.ipynb, cell 54 (continues TrainConfig)
+    # from chapters/05_pretraining.ipynb, cell 57 (continues TrainConfig)
     def validate(self) -> None:
         """Raise ValueError naming the bad field and the fix."""
         for name in ("max_steps", "batch_size", "grad_accum", "eval_batches", "keep_last",
@@ -148,7 +148,7 @@ class TrainConfig:
         return cls(**d)
 
 
-# from chapters/05_pretraining.ipynb, cell 56
+# from chapters/05_pretraining.ipynb, cell 59
 def build_parser() -> argparse.ArgumentParser:
     """The command line, generated from TrainConfig's fields (their help and default are written
     once)."""

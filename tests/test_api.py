@@ -9,20 +9,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import api_report  # noqa: E402
 
-# Chapters 5-7's names that only their own chapter uses, to be renamed (the list empties, then goes)
-PENDING = {("classify", "GENRE_TEST_PLAYS"), ("classify", "GENRE_VAL_PLAYS"),
-           ("trainconfig", "describe_presets")}
-
-
 def test_every_public_name_is_used_outside_its_chapter_or_is_deliberate():
     uses = api_report.report()
     assert len(uses) > 100, "the report found too few public names: is it reading gptlib/?"
     found = {(u.module, u.name) for u in uses if u.candidate}
-    new = sorted(found - PENDING)
+    new = sorted(found)
     assert not new, (f"public names that only their own chapter uses: {new}. Give them a leading "
                      f"underscore in the notebook (then `make export`), or list them in "
                      f"tools/api_report.py's DELIBERATE with the reason")
-    assert not PENDING - found, f"renamed or used elsewhere now: drop {sorted(PENDING - found)} from PENDING"
 
 
 def test_deliberate_names_exist():

@@ -79,3 +79,51 @@ def test_more_context_helps_on_structured_text():
 def test_bad_input():
     with pytest.raises(ValueError, match="at least 3 token ids"):
         NG.bigram_nll(np.array([1, 2]), np.array([1, 2, 3]), 5)
+
+
+# ------------------------------------------------------------------ Kneser–Ney of any order
+def _kn_direct(train, val, V, order, D):
+    """Interpolated Kneser–Ney written from its definition with Counters (slow, obvious)."""
+    t = [int(x) for x in train]
+    grams = {k: Counter(zip(*(t[i:] for i in range(k)))) for k in range(1, order + 1)}
+
+    def cont(g):                       # N(· g): distinct tokens seen before the k-gram g
+        return sum(1 for h in grams[len(g) + 1] if h[1:] == g)
+
+    def p(ctx, w):
+        k = len(ctx) + 1
+        if k == 1:
+            N = {c: cont((c,)) for c in range(V)}
+            tot = sum(N.values())
+            return max(N[w] - D, 0) / tot + D * sum(n > 0 for n in N.values()) / tot / V
+        if k == order:
+            counts = {g[-1]: n for g, n in grams[k].items() if g[:-1] == ctx}
+        else:
+            counts = {g[-1]: cont(g) for g in grams[k] if g[:-1] == ctx}
+            counts = {c: n for c, n in counts.items() if n > 0}
+        tot = sum(counts.values())
+        if tot == 0:
+            return p(ctx[1:], w)
+        return max(counts.get(w, 0) - D, 0) / tot + D * len(counts) / tot * p(ctx[1:], w)
+
+    v = [int(x) for x in val]
+    return -np.mean([math.log(p(tuple(v[i - order + 1:i]), v[i])) for i in range(order - 1, len(v))])
+
+
+@pytest.mark.parametrize("order,D", [(2, 0.75), (4, 0.75), (4, 0.3), (5, 0.9)])
+def test_kneser_ney_of_any_order_equals_a_direct_implementation(order, D):
+    val = rng.choice(V, 40)
+    assert NG.kneser_ney_nll(TRAIN, val, V, order, D) == pytest.approx(_kn_direct(TRAIN, val, V, order, D),
+                                                                      rel=1e-12)
+
+
+def test_kneser_ney_of_order_3_is_the_trigram():
+    val = rng.choice(V, 60)
+    assert NG.kneser_ney_nll(TRAIN, val, V, 3, 0.8) == pytest.approx(NG.kneser_ney_trigram_nll(TRAIN, val, V, 0.8),
+                                                                    rel=1e-12)
+
+
+@pytest.mark.parametrize("ctx", [(0, 1, 2), (1, 1, 1), (4, 0, 5), (5, 5, 5)])
+def test_kneser_ney_4gram_is_a_distribution(ctx):
+    ps = [math.exp(-NG.kneser_ney_nll(TRAIN, np.array([*ctx, c]), V, 4, 0.75)) for c in range(V)]
+    assert all(p > 0 for p in ps) and sum(ps) == pytest.approx(1.0, abs=1e-9)
