@@ -167,7 +167,7 @@ class Block(nn.Module):
 
 # from chapters/04_model.ipynb, cell 37
 class GPT(nn.Module):
-    """GPT-2: token (+ position) embeddings, n_layer pre-LN blocks, final LayerNorm, tied LM head."""
+    """GPT-2: token (+ position) embeddings, n_layer pre-LN blocks, final LayerNorm, tied head."""
 
     # an nn.ModuleDict: wte, wpe (learned/sinusoidal only), drop, h (the blocks), ln_f
     transformer: Any
