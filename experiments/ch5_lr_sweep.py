@@ -39,12 +39,8 @@ def main(argv=None) -> None:
     ap.add_argument("--records", default=str(RECORDS))
     args = ap.parse_args(argv)
     path = Path(args.records)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    done = set()
-    if path.exists():
-        for line in path.read_text().splitlines():
-            r = json.loads(line)
-            done.add((json.dumps(r["config"], sort_keys=True), r["seed"]))
+    done = P.records_io.done(path,
+                             lambda r: (json.dumps(r["config"], sort_keys=True), r["seed"]))
     data = P.load_tokens()
     for seed in args.seeds:
         for lr in args.lrs:
@@ -55,8 +51,7 @@ def main(argv=None) -> None:
             rec = {"experiment": "ch5_lr_sweep", "lr": lr, "seed": seed, "config": config,
                    "commit": P.commit(), "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
                    "result": res}
-            with path.open("a") as f:
-                f.write(json.dumps(rec) + "\n")
+            P.records_io.append(path, rec)
             print(f"lr {lr:g} seed {seed}: val {res['val_64']:.3f} ({res['seconds']:.0f} s)", flush=True)
 
 

@@ -30,8 +30,6 @@ CPU with one thread (the notebook re-runs the cheapest point and compares):
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,6 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import records_io  # noqa: E402  (experiments/records_io.py, also when a notebook loads this file)
 from gptlib.data import VAL_PLAYS, encode_plays, load_plays, split_by_play
 from gptlib.loss import windows
 from gptlib.model import GPT, GPTConfig
@@ -56,12 +56,7 @@ REPLAY = 40
 
 
 def commit() -> str:
-    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                       text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "gptlib",
-                            "experiments"],
-                           cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return (r.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
+    return records_io.commit("gptlib", "experiments")
 
 
 def load_tokens():
@@ -137,13 +132,8 @@ def main(argv=None) -> None:
     ap.add_argument("--records", default=str(RECORDS))
     args = ap.parse_args(argv)
     path = Path(args.records)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    done = set()
-    if path.exists():
-        for line in path.read_text().splitlines():
-            r = json.loads(line)
-            if r["config"] == CONFIG:
-                done.add((r["position"], r["seed"]))
+    done = records_io.done(path, lambda r: (r["position"], r["seed"]) if r["config"] == CONFIG
+                           else None)
     data = load_tokens()
     for seed in args.seeds:
         for p in args.positions:
@@ -153,8 +143,7 @@ def main(argv=None) -> None:
             rec = {"experiment": "ch5_positions", "position": p, "seed": seed, "config": CONFIG,
                    "commit": commit(), "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
                    "result": res}
-            with path.open("a") as f:
-                f.write(json.dumps(rec) + "\n")
+            records_io.append(path, rec)
             print(f"{p:11s} seed {seed}: val {res['val_64']:.3f} "
                   f"({res['seconds']:.0f} s)", flush=True)
 

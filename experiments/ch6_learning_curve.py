@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -51,6 +50,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import gptlib
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import records_io  # noqa: E402  (experiments/records_io.py, also when a notebook loads this file)
 from gptlib.classify import (GENRE_CLASSES, BagOfTokensClassifier, GPTClassifier, genre_dataset,
                              genre_split, last_token_states)
 from gptlib.lora import add_lora
@@ -70,12 +71,7 @@ CONFIG = {"window": 64, "per_class_pool": {"train": 320, "val": 30, "test": 150}
 
 
 def commit() -> str:
-    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                       text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "gptlib",
-                            "experiments/ch6_learning_curve.py"],
-                           cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return (r.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
+    return records_io.commit("gptlib", "experiments/ch6_learning_curve.py")
 
 
 def load_data() -> dict:
@@ -211,11 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)                            # one core; results do not depend on threads
     if args.fresh and args.out.exists() and not args.print_only:
         args.out.replace(args.out.with_suffix(".jsonl.old"))
-    done = set()
-    if args.out.exists():
-        for line in args.out.read_text().splitlines():
-            r = json.loads(line)
-            done.add((r["method"], r["per_class"], r["seed"]))
+    done = records_io.done(args.out, lambda r: (r["method"], r["per_class"], r["seed"]))
     data = load_data()
     base = GPT.from_pretrained(SHIPPED, dropout=0.0).eval()
     feats = None
@@ -237,9 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                 line = json.dumps(rec)
                 print(line, flush=True)
                 if not args.print_only:
-                    args.out.parent.mkdir(parents=True, exist_ok=True)
-                    with args.out.open("a") as f:
-                        f.write(line + "\n")
+                    records_io.append(args.out, rec)
     return 0
 
 
