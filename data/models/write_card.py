@@ -48,7 +48,7 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def tuned_baselines(train_plays, val_ids, tok) -> tuple[dict[str, float], dict[str, float]]:
+def tuned_baselines(train_plays, val_ids, tok) -> dict[str, float]:
     """Each baseline's constant chosen on a development split of the training plays (every eighth
     held out), then counted on all training plays and scored on the validation plays."""
     V = tok.vocab_size
@@ -63,12 +63,12 @@ def tuned_baselines(train_plays, val_ids, tok) -> tuple[dict[str, float], dict[s
     for order in (3, 4, 5):
         grids[f"{order}-gram, Kneser–Ney"] = (
             lambda a, b, d, order=order: kneser_ney_nll(a, b, V, order, d), [0.6, 0.7, 0.8, 0.9, 0.95])
-    scores, chosen = {}, {}
+    scores = {}
     for name, (f, grid) in grids.items():
         best = min(grid, key=lambda c: f(fit, dev, c))
         label = f"{name} ({'D' if 'Kneser' in name else 'k'}={best:g})"
-        scores[label], chosen[name] = f(train_ids, val_ids, best), best
-    return scores, chosen
+        scores[label] = f(train_ids, val_ids, best)
+    return scores
 
 
 def main(run_dir: str, name: str, command: str, hardware_note: str = "",
@@ -121,7 +121,7 @@ def main(run_dir: str, name: str, command: str, hardware_note: str = "",
     full = eval_loss(model, val_ids)
     first64 = eval_loss(model, val_ids, max_windows=64)
     train_full = eval_loss(model, train_ids, max_windows=512)
-    base, chosen = tuned_baselines(train_plays, val_ids, tok)
+    base = tuned_baselines(train_plays, val_ids, tok)
     mc = model.config
     T = mc.block_size
     stages = [(stage1_cfg, [r for r in log if r.get("stage") == 1]),
@@ -135,7 +135,6 @@ def main(run_dir: str, name: str, command: str, hardware_note: str = "",
     kn3 = next(v for k, v in base.items() if k.startswith("3-gram"))
     best_label, best_ngram = min(((k, v) for k, v in base.items() if "Kneser" in k),
                                  key=lambda kv: kv[1])
-    vals = [r["val_loss"] for r in log if "val_loss" in r]
     last = [r["val_loss"] for r in stages[-1][1] if "val_loss" in r]
     falls = sum(b < a for a, b in zip(last, last[1:]))
     below = 100 * (1 - full / bigram)
