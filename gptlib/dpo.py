@@ -21,7 +21,7 @@ from gptlib.train import Task
 __all__ = ["response_logprobs", "dpo_loss", "preference_pairs", "DPOTask"]
 
 
-# from chapters/06_finetuning.ipynb, cell 137
+# from chapters/06_finetuning.ipynb, cell 145
 def response_logprobs(model: nn.Module, input_ids: torch.Tensor,
                       labels: torch.Tensor) -> torch.Tensor:
     """log pi(answer | prompt) per row: the sum of the log-probabilities of the tokens whose label
@@ -46,7 +46,7 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
     return -F.logsigmoid(chosen - rejected).mean(), chosen.detach(), rejected.detach()
 
 
-# from chapters/06_finetuning.ipynb, cell 141
+# from chapters/06_finetuning.ipynb, cell 149
 def preference_pairs(plays: list, tokenizer, n: int, seed: int = 0, context_lines: int = 3,
                      max_tokens: int = 128) -> list[tuple[str, str, str]]:
     """n (prompt, chosen, rejected) triples: `context_lines` consecutive lines of a speech as the
@@ -88,7 +88,7 @@ def preference_pairs(plays: list, tokenizer, n: int, seed: int = 0, context_line
     return out
 
 
-# from chapters/06_finetuning.ipynb, cell 143
+# from chapters/06_finetuning.ipynb, cell 151
 def _dpo_example(tokenizer, prompt: str, answer: str, block_size: int) -> tuple[list[int], int]:
     """(ids, n_prompt) of prompt + answer, as collate_sft takes them; an error if the model cannot "
       "read it whole."""

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-# from chapters/06_finetuning.ipynb, cell 9
+# from chapters/06_finetuning.ipynb, cell 45
 def _check_lora_args(r, alpha, dropout) -> None:
     """ValueError naming the bad LoRA hyperparameter and the fix."""
     if not is_int(r) or r < 1:
@@ -109,7 +109,7 @@ class LoRALinear(nn.Module):
         return f"r={self.r}, alpha={self.alpha:g}, scaling={self.scaling:g}, merged={self.merged}"
 
 
-# from chapters/06_finetuning.ipynb, cell 13
+# from chapters/06_finetuning.ipynb, cell 49
 def _matches(name: str, target: str) -> bool:
     """peft's rule: the full dotted name, or its end after a dot ("c_proj" matches
     "transformer.h.0.mlp.c_proj")."""

@@ -19,7 +19,7 @@ from gptlib.util import atomic_path
 __all__ = ["ADAPTER_CONFIG", "ADAPTER_WEIGHTS", "save_lora", "load_lora"]
 
 
-# from chapters/06_finetuning.ipynb, cell 15
+# from chapters/06_finetuning.ipynb, cell 51
 ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 _PEFT_PREFIX = "base_model.model."
 # switches of peft's LoraConfig for LoRA variants that LoRALinear does not implement: plain values
@@ -95,7 +95,7 @@ def save_lora(model: nn.Module, directory, *, base_model_name_or_path: str | Non
     return target
 
 
-# from chapters/06_finetuning.ipynb, cell 17
+# from chapters/06_finetuning.ipynb, cell 53
 def _config_targets(model: nn.Module, spec) -> list[str]:
     """The nn.Linear modules peft's target_modules selects in this model (a list of names, a "
       "regex, "all-linear")."""

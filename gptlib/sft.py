@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 
-# from chapters/06_finetuning.ipynb, cell 90
+# from chapters/06_finetuning.ipynb, cell 98
 SFT_TASKS = ("last_word", "who_said", "speaker", "next_line")
 _SFT_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 
@@ -148,7 +148,7 @@ def split_instructions(train: list[Instruction], held_out: list[Instruction]) ->
     return [ex for ex in train if ex.prompt_text not in held]
 
 
-# from chapters/06_finetuning.ipynb, cell 94
+# from chapters/06_finetuning.ipynb, cell 102
 SFT_USER, SFT_ASSISTANT = "<|user|>", "<|assistant|>"
 # The same format as a Jinja chat template in transformers' convention (tokenizer_config.json's
 # "chat_template"): <|user|> prompt <|assistant|> " answer" <|endoftext|>, turn after turn
@@ -215,7 +215,7 @@ def encode_instruction(tok: BPETokenizer, ex: Instruction,
     return ids, len(prompt)
 
 
-# from chapters/06_finetuning.ipynb, cell 99
+# from chapters/06_finetuning.ipynb, cell 107
 def mask_prompt(ids: torch.Tensor, n_prompt: int,
                 ignore_index: int = -100) -> tuple[torch.Tensor, torch.Tensor]:
     """ids (L,) = n_prompt prompt tokens + answer + end token -> (x, y), each (L - 1,) int64 on
@@ -235,7 +235,7 @@ def mask_prompt(ids: torch.Tensor, n_prompt: int,
     return x, y
 
 
-# from chapters/06_finetuning.ipynb, cell 106
+# from chapters/06_finetuning.ipynb, cell 114
 def collate_sft(examples: list[tuple[list[int], int]], pad_id: int,
                 ignore_index: int = -100) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(ids, n_prompt) examples -> right-padded (input_ids, labels, attention_mask), each (B, T)
@@ -290,7 +290,7 @@ class SFTTask(Task):
         return int(batch[2].sum())                             # real tokens, not pads
 
 
-# from chapters/06_finetuning.ipynb, cell 112
+# from chapters/06_finetuning.ipynb, cell 120
 @torch.no_grad()
 def greedy_sft(model: GPT, prompts: list[list[int]], max_new: int, stop_ids, pad_id: int,
                batch_size: int = 64) -> list[list[int]]:
@@ -345,7 +345,7 @@ def _plain_prompt(ex: Instruction, shots: tuple[Instruction, ...] | list[Instruc
     return f"{solved}Question: {ex.instruction}\n{ex.input}\nAnswer:"
 
 
-# from chapters/06_finetuning.ipynb, cell 123
+# from chapters/06_finetuning.ipynb, cell 131
 def instruction_options(ex: Instruction) -> list[str]:
     """The answers a multiple-choice example offers, in the order its prompt gives them: the
     excerpt's speakers (who_said), the three names (speaker), or "A" and "B" (next_line)."""

@@ -16,7 +16,7 @@ from gptlib.util import is_int
 __all__ = ["wilson_interval", "accuracy_report", "paired_bootstrap_interval", "mcnemar_test"]
 
 
-# from chapters/06_finetuning.ipynb, cell 44
+# from chapters/06_finetuning.ipynb, cell 10
 def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     """The Wilson score interval (lo, hi) of a proportion k/n; z = 1.96 for 95%."""
     if not is_int(k) or not is_int(n) or n <= 0 or not 0 <= k <= n:
@@ -35,7 +35,7 @@ def accuracy_report(pred: torch.Tensor, labels: torch.Tensor) -> dict:
     return {"acc": k / n, "lo": lo, "hi": hi, "n": n}
 
 
-# from chapters/06_finetuning.ipynb, cell 77
+# from chapters/06_finetuning.ipynb, cell 85
 def _check_paired(correct_a: torch.Tensor, correct_b: torch.Tensor) -> None:
     if not isinstance(correct_a, torch.Tensor) or not isinstance(correct_b, torch.Tensor) \
             or correct_a.shape != correct_b.shape or correct_a.dim() != 1 or len(correct_a) == 0:

@@ -1,11 +1,12 @@
 """Chapter 6's genre classifier: the split by play, the labels, the head, padding, bad input, the "
-"Wilson interval."""
+"Wilson interval; the model to fine-tune (the shipped one, or GPT-2: on a GPT-2-shaped model)."""
 
 import math
 
 import pytest
 import torch
 
+import gptlib
 from gptlib import classify
 from gptlib.data import VAL_PLAYS, load_plays
 from gptlib.model import GPT, GPTConfig
@@ -218,3 +219,119 @@ def test_bag_of_tokens_counts_real_tokens_only():
         out = bow(torch.tensor([[3, 3, 5, 0, 0, 0]]), torch.tensor([[1, 1, 1, 0, 0, 0]]))
     # 3 twice, 5 once, pads ignored
     assert out[0, 0].item() == pytest.approx(3 * math.log(3) + 5 * math.log(2))
+
+
+# The optional GPT-2 path (Chapter 6's note "the same chapter on GPT-2"), tested on a randomly
+# initialised GPT-2-shaped checkpoint written by transformers: GPT-2's vocabulary (50,257) and
+# context (1,024), two narrow blocks, so it runs in seconds and needs no download.
+@pytest.fixture(scope="module")
+def gpt2_dir(tmp_path_factory):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("gpt2-shaped")
+    GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=2)).save_pretrained(d)
+    return d
+
+
+def _fit(model, task, batch, steps, lr):
+    """The mean loss on `batch` before and after `steps` Trainer steps (no dropout, no decay)."""
+    loss = task.loss_module(model)
+
+    def now() -> float:
+        model.eval()
+        with torch.no_grad():
+            return float(loss(*batch))
+
+    before = now()
+    cfg = TrainConfig(max_steps=steps, batch_size=len(batch[0]), lr=lr, min_lr=lr, warmup_steps=1,
+                      weight_decay=0.0, eval_every=0, device="cpu", compile="no", progress=False)
+    log = Trainer(cfg, model=model, task=task, write=False, verbose=False).fit()
+    assert len(log) == steps and all(math.isfinite(r["loss"]) for r in log)
+    return before, now()
+
+
+def test_the_shipped_model_unless_the_gpu_profile_names_gpt2(gpt2_dir, monkeypatch):
+    from gptlib.profile import Profile, get_profile
+
+    shipped = gptlib.DATA_DIR / "models" / "shakespeare-4x256"
+    gpu = Profile("gpu", "cuda", torch.bfloat16, compile=True)    # the profile alone: no GPU needed
+    monkeypatch.delenv(classify.GPT2_DIR_ENV, raising=False)
+    assert classify.finetuning_checkpoint(gpu) == shipped
+    monkeypatch.setenv(classify.GPT2_DIR_ENV, str(gpt2_dir))
+    assert classify.finetuning_checkpoint(gpu) == gpt2_dir
+    assert classify.finetuning_checkpoint(get_profile("cpu")) == shipped  # stored: not GPT-2
+    model, tok = classify.load_finetuning_base(classify.finetuning_checkpoint(get_profile("cpu")))
+    assert model.config.vocab_size == tok.vocab_size == 1024 and model.config.block_size == 128
+
+
+def test_a_gpt2_checkpoint_loads_with_gpt2_s_tokenizer(gpt2_dir):
+    from transformers import GPT2LMHeadModel
+
+    from gptlib.tokenizer import gpt2_tokenizer
+
+    model, tok = classify.load_finetuning_base(gpt2_dir, dropout=0.0)
+    c = model.config
+    assert (c.vocab_size, c.block_size, c.n_layer, c.n_head, c.n_embd) == (50257, 1024, 2, 2, 64)
+    assert tok.vocab_size == 50257 and tok.eot_token == 50256
+    text = "Friends, Romans, countrymen, lend me your ears;\nI come to bury Caesar"
+    ids = tok.encode_ordinary(text)
+    assert ids == gpt2_tokenizer().encode_ordinary(text) and tok.decode(ids) == text
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        ours, theirs = model.eval()(x), GPT2LMHeadModel.from_pretrained(gpt2_dir).eval()(x).logits
+    assert ours.shape == (1, len(ids), 50257) and torch.allclose(ours, theirs, atol=1e-4)
+
+
+def test_classification_trains_on_the_gpt2_path(gpt2_dir):
+    model, tok = classify.load_finetuning_base(gpt2_dir, dropout=0.0)
+    train = classify.genre_split()["train"]
+    one_per_class = [next(p for p in train if classify.genre_label(p) == k) for k in range(3)]
+    data = classify.genre_dataset(one_per_class, tok, 32, per_class=6)
+    ids, labels = data["ids"], data["labels"]
+    assert ids.shape == (18, 32) and int(ids.max()) < 50257
+    assert labels.bincount().tolist() == [6, 6, 6]
+    torch.manual_seed(0)
+    clf = classify.GPTClassifier(model, 3)
+    assert clf(ids[:2]).shape == (2, 3)
+    batch = (ids, torch.ones_like(ids), labels)
+    task = classify.ClassificationTask(batch, batch, 3)
+    before, after = _fit(clf, task, batch, steps=12, lr=3e-3)
+    assert before == pytest.approx(math.log(3), abs=0.15) and after < 0.5 * before
+
+
+def test_instruction_tuning_trains_on_the_gpt2_path(gpt2_dir):
+    """The template's two special tokens get GPT-2's next free ids; the tied embedding grows by two
+    rows (the old logits unchanged); SFT steps through the Trainer lower the answer loss."""
+    from gptlib import sft
+
+    model, tok = classify.load_finetuning_base(gpt2_dir, dropout=0.0)
+    stok = sft.sft_tokenizer(tok)
+    assert stok.special_tokens == {"<|endoftext|>": 50256, sft.SFT_USER: 50257,
+                                   sft.SFT_ASSISTANT: 50258}
+    grown = sft.sft_extend_vocab(model, stok.vocab_size, dropout=0.0).eval()
+    assert tuple(grown.transformer.wte.weight.shape) == (50259, 64)
+    assert grown.lm_head.weight is grown.transformer.wte.weight
+    x = torch.tensor([tok.encode_ordinary("Good morrow, my lord.")])
+    with torch.no_grad():
+        assert torch.equal(grown(x)[..., :50257], model.eval()(x))
+    examples = sft.instruction_examples(load_plays()[:1], per_play=2)
+    assert {ex.task for ex in examples} == set(sft.SFT_TASKS)
+    data = sorted((sft.encode_instruction(stok, ex, grown.config.block_size) for ex in examples),
+                  key=lambda d: len(d[0]))[:6]                      # the shortest: a fast test
+    ids, n_prompt = data[0]
+    assert ids[0] == 50257 and ids[n_prompt - 1] == 50258 and ids[-1] == 50256
+    task = sft.SFTTask(data, data, stok.eot_token)
+    batch = task.batch("train", list(range(len(data))))
+    before, after = _fit(grown, task, batch, steps=8, lr=3e-3)
+    assert after < 0.8 * before          # about 10.8 -> 7.8 nats: the answers are being learned
+
+
+def test_a_folder_that_is_not_gpt2_gets_a_clear_error(gpt2_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="is not a folder: set GPTLIB_GPT2_DIR"):
+        classify.load_finetuning_base(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        classify.load_finetuning_base(tmp_path)
+    (tmp_path / "config.json").write_text('{"model_type": "llama", "vocab_size": 32000}')
+    with pytest.raises(ValueError, match="not a GPT-2 checkpoint: .*'llama'.*32000"):
+        classify.load_finetuning_base(tmp_path)

@@ -4,8 +4,8 @@ expects a failure).
 
 Classes covered: adapters' scaling (LoRA's alpha / r, merge, dropout at eval), preference losses
 (DPO's sign, beta, chosen and rejected swapped in the task or in the reference), loss masks (the
-prompt mask, the padding's labels), statistics (Wilson, paired bootstrap, McNemar), and a classifier
-that learns."""
+prompt mask, the padding's labels), statistics (Wilson, paired bootstrap, McNemar), a classifier
+that learns, and the model to fine-tune (the shipped one, or GPT-2 under the GPU profile)."""
 
 from libmutation import LibMutant, library_mutant_tests
 
@@ -26,6 +26,8 @@ BOOTSTRAP = "tests/test_stats.py::test_paired_bootstrap_interval_of_an_accuracy_
 MCNEMAR = "tests/test_stats.py::test_mcnemar_exact_p_values_by_hand"
 CLF_FITS = "tests/test_classify.py::test_training_through_the_task_fits_a_fixed_batch"
 CLF_LAST = "tests/test_classify.py::test_logits_equal_the_head_on_the_last_real_state"
+BASE_CHOICE = "tests/test_classify.py::test_the_shipped_model_unless_the_gpu_profile_names_gpt2"
+GPT2_TOKENIZER = "tests/test_classify.py::test_a_gpt2_checkpoint_loads_with_gpt2_s_tokenizer"
 
 MUTANTS = [
     # adapters' scaling
@@ -145,6 +147,21 @@ MUTANTS = [
         old="return h[rows, lengths - 1]",
         new="return h[rows, 0 * lengths]",
         tests=[CLF_LAST],
+    ),
+    # the model to fine-tune
+    LibMutant(
+        what="the CPU profile reads GPTLIB_GPT2_DIR (the stored outputs would depend on it)",
+        file="gptlib/classify.py",
+        old='if profile.name != "gpu" or not folder:',
+        new="if not folder:",
+        tests=[BASE_CHOICE],
+    ),
+    LibMutant(
+        what="GPT-2's weights with the course tokenizer",
+        file="gptlib/classify.py",
+        old="BPETokenizer.from_tiktoken(gpt2_tokenizer())",
+        new="course_tokenizer()",
+        tests=[GPT2_TOKENIZER],
     ),
 ]
 
