@@ -10,7 +10,6 @@ classifiers for Chapter 5's Trainer.
     BagOfTokensClassifier                     the baseline: logistic regression on token counts
     last_token_states, GPTClassifier          a linear head on the last real token's hidden state
 """
-import json
 import os
 from pathlib import Path
 
@@ -36,7 +35,6 @@ __all__ = [
 # from chapters/06_finetuning.ipynb, cell 4
 GPT2_DIR_ENV = "GPTLIB_GPT2_DIR"          # a local Hugging Face GPT-2 folder (GPU profile)
 _SHIPPED_MODEL = gptlib.DATA_DIR / "models" / "shakespeare-4x256"
-_GPT2_VOCAB = 50257
 
 
 def finetuning_checkpoint(profile: Profile | None = None) -> Path:
@@ -53,8 +51,8 @@ def finetuning_checkpoint(profile: Profile | None = None) -> Path:
 def load_finetuning_base(directory=None, **overrides) -> tuple[GPT, BPETokenizer]:
     """(model, tokenizer), the model on the CPU. `directory` None or the shipped model: that model
     and the course tokenizer. Any other folder must be a GPT-2 checkpoint in transformers' format
-    (config.json with GPT-2's 50,257-token vocabulary, model.safetensors): loaded by Chapter 4's
-    loader, with GPT-2's tokenizer built offline from data/gpt2.tiktoken. `overrides` go to
+    with GPT-2's 50,257-token vocabulary: loaded by Chapter 4's loader (which refuses other
+    models), with GPT-2's tokenizer built offline from data/gpt2.tiktoken. `overrides` go to
     GPT.from_pretrained (e.g. dropout=0.0)."""
     d = _SHIPPED_MODEL if directory is None else Path(directory).expanduser()
     if d.resolve() == _SHIPPED_MODEL.resolve():
@@ -62,17 +60,15 @@ def load_finetuning_base(directory=None, **overrides) -> tuple[GPT, BPETokenizer
     fix = (f"set {GPT2_DIR_ENV} to a local Hugging Face GPT-2 folder (config.json and "
            "model.safetensors, e.g. written once online by GPT2LMHeadModel.from_pretrained('gpt2')"
            f".save_pretrained(folder)), or unset it to fine-tune the shipped model")
-    if not d.is_dir():
+    if not d.is_dir():         # (from_pretrained would take a missing folder for a hub name)
         raise FileNotFoundError(f"{d} is not a folder: {fix}")
-    if not (d / "config.json").exists():
-        raise FileNotFoundError(f"{d} has no config.json, so it is not a Hugging Face checkpoint: "
-                                f"{fix}")
-    hf = json.loads((d / "config.json").read_text())
-    if hf.get("model_type") != "gpt2" or hf.get("vocab_size") != _GPT2_VOCAB:
-        raise ValueError(f"{d} is not a GPT-2 checkpoint: its config.json has model_type="
-                         f"{hf.get('model_type')!r} and vocab_size={hf.get('vocab_size')!r}, and "
-                         f"GPT-2's tokenizer needs 'gpt2' and {_GPT2_VOCAB}: {fix}")
-    return GPT.from_pretrained(d, **overrides), BPETokenizer.from_tiktoken(gpt2_tokenizer())
+    model = GPT.from_pretrained(d, **overrides)   # refuses what is not a GPT-2 checkpoint
+    tok = BPETokenizer.from_tiktoken(gpt2_tokenizer())
+    if model.config.vocab_size != tok.vocab_size:
+        raise ValueError(f"{d} holds a GPT-2 with a {model.config.vocab_size}-token vocabulary, "
+                         f"not GPT-2's own {tok.vocab_size}, so GPT-2's tokenizer cannot read "
+                         f"for it: {fix}")
+    return model, tok
 
 
 # from chapters/06_finetuning.ipynb, cell 6

@@ -333,5 +333,8 @@ def test_a_folder_that_is_not_gpt2_gets_a_clear_error(gpt2_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json"):
         classify.load_finetuning_base(tmp_path)
     (tmp_path / "config.json").write_text('{"model_type": "llama", "vocab_size": 32000}')
-    with pytest.raises(ValueError, match="not a GPT-2 checkpoint: .*'llama'.*32000"):
+    with pytest.raises(ValueError, match="only GPT-2"):
         classify.load_finetuning_base(tmp_path)
+    chat = gptlib.DATA_DIR / "models" / "shakespeare-4x256-chat"        # a GPT-2 of 1,026 tokens
+    with pytest.raises(ValueError, match="1026-token vocabulary, not GPT-2's own 50257.*GPTLIB_GPT2_DIR"):
+        classify.load_finetuning_base(chat)
